@@ -1,0 +1,1 @@
+"""rasp2d.backends"""
