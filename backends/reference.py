@@ -1,0 +1,92 @@
+"""The reference evaluator: runs the dataflow graph on Python ints.  This is the semantics.
+
+Every compiled model, on every backend, must produce exactly the tokens this produces.  It
+is written for clarity, not speed: each step re-evaluates the whole sequence.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from rasp2d.compiler import semantics
+from rasp2d.compiler.graph import (ELEMENTWISE, Attend, Graph, Indices, Lookup, PrefixSum,
+                                   SelectMax, Tokens, operands)
+
+
+def evaluate(graph: Graph, token_ids: list[int], nodes: set[int] | None = None) -> dict[int, list[int]]:
+    """Value of every (live) node at every position."""
+    n = len(token_ids)
+    live = graph.live_nodes() if nodes is None else nodes
+    vals: dict[int, list[int]] = {}
+    for nid in graph.topo():
+        if nid not in live:
+            continue
+        op = graph.node(nid).op
+        args = [vals[a] for a in operands(op)]
+        match op:
+            case Tokens():
+                out = list(token_ids)
+            case Indices():
+                out = list(range(n))
+            case Lookup(tie=tie):
+                key, query, value, default = args
+                latest: dict[int, int] = {}
+                out = []
+                for i in range(n):
+                    latest[key[i]] = value[i]
+                    out.append(latest.get(query[i], default[i]))
+            case PrefixSum():
+                (x,) = args
+                out, acc = [], 0
+                for v in x:
+                    acc += v
+                    out.append(acc)
+            case SelectMax():
+                score, value = args
+                out, best, best_v = [], None, None
+                for i in range(n):
+                    if best is None or score[i] >= best:
+                        best, best_v = score[i], value[i]
+                    out.append(best_v)
+            case Attend():
+                q1, q2, k1, k2, value = args
+                out = []
+                for i in range(n):
+                    scores = [q1[i] * k1[j] + q2[i] * k2[j] for j in range(i + 1)]
+                    m = max(scores)
+                    j = max(j for j, s in enumerate(scores) if s == m)
+                    out.append(value[j])
+            case _ if isinstance(op, ELEMENTWISE):
+                out = [semantics.apply(op, tuple(a[i] for a in args)) for i in range(n)]
+            case _:
+                raise TypeError(f"no reference semantics for {op!r}")
+        vals[nid] = out
+    return vals
+
+
+def next_token(graph: Graph, token_ids: list[int]) -> int:
+    return evaluate(graph, token_ids)[graph.output][-1]
+
+
+@dataclass
+class ReferenceDecoder:
+    """Decoder protocol over the graph: re-evaluates the whole prefix at each step (O(n^2))."""
+
+    graph: Graph
+
+    def __post_init__(self) -> None:
+        self.tokens: list[int] = []
+        self._live = self.graph.live_nodes()
+
+    def feed(self, token_id: int) -> int:
+        self.tokens.append(token_id)
+        return evaluate(self.graph, self.tokens, self._live)[self.graph.output][-1]
+
+    @staticmethod
+    def from_model(model) -> "ReferenceDecoder":
+        """Re-elaborate the program from the source bundle stored in the model's manifest."""
+        from rasp2d.compiler.api import graph_from_bundle
+        if not model.manifest.source:
+            raise ValueError("this model carries no program source; the reference backend needs it")
+        return ReferenceDecoder(graph_from_bundle(json.loads(model.manifest.source)))

@@ -1,0 +1,307 @@
+"""Dataflow graph -> primitives (2D heads, ReGLU units, affine maps), exactly.
+
+The one general mechanism for element-wise ops is the piecewise-linear (PWL) function of
+an integer affine expression `z`: any f that is linear between a known set of breakpoints is
+
+    f(z) = f(lo) + s0*(z - lo) + sum_i (s_i - s_{i-1}) * relu(z - p_i)
+
+which is exact on integers.  The affine part is free; each interior slope change costs one
+unit.  Comparisons, equality, min/max/abs, // and % by constants and small tables are all
+this with different breakpoints.  Products use the gate: `relu(a - lo_a) * b`, exact because
+`a - lo_a >= 0`.  Look-ups use the `(2k, -k^2) . (q, 1)` trick; prefix sums use an averaging
+head times `pos + 1`, rounded back to the exact integer by the float64 "magic number"
+(x + 1.5*2^52) - 1.5*2^52, which is exact round-to-nearest for |x| < 2^51 (the error of the
+mean times the count is far below 1/2 there).  Anything that would leave exact float64
+integers (|value| >= 2^53) is a compile error that names the expression.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from fractions import Fraction
+
+from rasp2d.backends.reference import evaluate
+from rasp2d.compiler.graph import (ELEMENTWISE, Abs, Affine, Attend, Const, Equals, FloorDiv,
+                                   Graph, Indices, Lookup, Max, Min, Mod, Mul, Node, PrefixSum,
+                                   Select, SelectMax, Step, Table, Tokens, operands)
+from rasp2d.compiler.primitives import ONE, FfnBlock, Head, Lin, Lowered, Slot, Unit
+from rasp2d.lang.errors import Rasp2dError
+
+EXACT = 2 ** 53
+MAGIC = 3 * 2 ** 51  # 1.5 * 2^52: adding and subtracting it rounds a float to the nearest integer
+MAX_UNITS_PER_OP = 20000
+VERIFY_PWL_UP_TO = 5000  # PWL expansions over ranges this small are checked point by point
+
+
+class Lowerer:
+    def __init__(self, graph: Graph):
+        self.graph = graph
+        self.slots: list[Slot] = [Slot(ONE, "1", "one", 1, 1)]
+        self.heads: list[Head] = []
+        self.ffns: list[FfnBlock] = []
+        self.lin: dict[int, Lin] = {}
+        self._token_slots: dict[tuple[int, ...], int] = {}
+        self._pos: int | None = None
+        self._pos_sq: int | None = None
+        self._squares: dict[Lin, Lin] = {}
+        self._known: dict[Lin, tuple[int, int]] = {}  # node-level ranges, tighter than slot sums
+
+    # ----------------------------------------------------------------- slots & ranges
+    def new_slot(self, label: str, source, lo: int, hi: int, **kw) -> int:
+        sid = len(self.slots)
+        self.slots.append(Slot(sid, label, source, lo, hi, **kw))
+        return sid
+
+    def pos(self) -> int:
+        if self._pos is None:
+            self._pos = self.new_slot("indices", "pos", 0, self.graph.max_len - 1)
+        return self._pos
+
+    def pos_sq(self) -> int:
+        if self._pos_sq is None:
+            self._pos_sq = self.new_slot("indices^2", "pos_sq", 0, (self.graph.max_len - 1) ** 2)
+        return self._pos_sq
+
+    def token_slot(self, values: tuple[int, ...], label: str) -> Lin:
+        if len(set(values)) == 1:
+            return Lin(const=values[0])
+        if values not in self._token_slots:
+            self._token_slots[values] = self.new_slot(label, "token", min(values), max(values),
+                                                      token_values=values)
+        return Lin.of(self._token_slots[values])
+
+    def range_of(self, lin: Lin) -> tuple[int, int]:
+        if lin in self._known:
+            return self._known[lin]
+        lo = hi = lin.const
+        for s, c in lin.terms:
+            slot = self.slots[s]
+            lo += min(c * slot.lo, c * slot.hi)
+            hi += max(c * slot.lo, c * slot.hi)
+        return lo, hi
+
+    def magnitude(self, lin: Lin) -> int:
+        lo, hi = self.range_of(lin)
+        return max(abs(lo), abs(hi))
+
+    def check_exact(self, node: Node, what: str, bound: int) -> None:
+        if bound >= EXACT:
+            raise Rasp2dError(node.span, f"`{node.label}`: {what} can reach {bound} >= 2^53, beyond exact "
+                              "float64 integers; narrow the operands' ranges (e.g. with clamp)")
+
+    # ----------------------------------------------------------------- FFN building blocks
+    def block(self, node: Node, label: str, units: list[Unit], lo: int, hi: int) -> Lin:
+        units = [u for u in units if u.coef]
+        if not units:
+            return Lin()
+        if len(units) > MAX_UNITS_PER_OP:
+            raise Rasp2dError(node.span, f"`{node.label}` needs {len(units)} ReLU units (more than "
+                              f"{MAX_UNITS_PER_OP}); narrow its input range or restructure it")
+        for u in units:
+            self.check_exact(node, "a ReLU unit's product", self.magnitude(u.gate) * self.magnitude(u.value) * abs(u.coef))
+        out = self.new_slot(label, "ffn", lo, hi)
+        self.ffns.append(FfnBlock(len(self.ffns), label, tuple(units), out))
+        return Lin.of(out)
+
+    def pwl_terms(self, node: Node, lo: int, hi: int, f: Callable[[int], int],
+                  points: Iterable[int]) -> tuple[int, Fraction, list[tuple[int, Fraction]]]:
+        """f on [lo, hi] as f(lo) + s0*(z-lo) + sum c_i relu(z - p_i); f linear between points."""
+        pts = sorted({lo, hi} | {p for p in points if lo <= p <= hi})
+        slopes = [Fraction(f(b) - f(a), b - a) for a, b in zip(pts, pts[1:])]
+        s0 = slopes[0] if slopes else Fraction(0)
+        kinks = [(p, s - prev) for p, prev, s in zip(pts[1:-1], slopes, slopes[1:]) if s != prev]
+        if any(c.denominator != 1 for _, c in kinks) or s0.denominator != 1:
+            raise Rasp2dError(node.span, f"`{node.label}` is not piecewise linear with integer slopes "
+                              "between its breakpoints (internal error)")
+        if hi - lo <= VERIFY_PWL_UP_TO:
+            for z in range(lo, hi + 1):
+                got = f(lo) + s0 * (z - lo) + sum(c * max(z - p, 0) for p, c in kinks)
+                if got != f(z):
+                    raise AssertionError(f"PWL expansion of {node.label} wrong at {z}: {got} != {f(z)}")
+        return f(lo), s0, kinks
+
+    def pwl(self, node: Node, z: Lin, f: Callable[[int], int], points: Iterable[int],
+            label: str | None = None) -> Lin:
+        lo, hi = self.range_of(z)
+        f0, s0, kinks = self.pwl_terms(node, lo, hi, f, points)
+        affine = (z - lo) * int(s0) + f0
+        units = [Unit(z - p, Lin(const=1), int(c)) for p, c in kinks]
+        olo, ohi = node.type.lo, node.type.hi
+        if not units:
+            return affine
+        # the unit block's own range: output minus its affine part (bounded by unit magnitudes)
+        mag = sum(abs(int(c)) * max(hi - p, 0) for p, c in kinks)
+        return affine + self.block(node, label or node.label, units, -mag, mag)
+
+    def gated_pwl(self, node: Node, z: Lin, f: Callable[[int], int], points: Iterable[int], w: Lin,
+                  label: str) -> Lin:
+        """f(z) * w in one FFN block: every unit is relu(z - p) * w."""
+        lo, hi = self.range_of(z)
+        f0, s0, kinks = self.pwl_terms(node, lo, hi, f, points)
+        units = [Unit(z - lo, w, int(s0))] + [Unit(z - p, w, int(c)) for p, c in kinks]
+        wmag = self.magnitude(w)
+        mag = wmag * (abs(int(s0)) * (hi - lo) + sum(abs(int(c)) * max(hi - p, 0) for p, c in kinks))
+        return w * f0 + self.block(node, label, units, -mag, mag)
+
+    def product(self, node: Node, a: Lin, b: Lin, label: str) -> Lin:
+        """a * b = lo_a * b + relu(a - lo_a) * b, exact since a - lo_a >= 0."""
+        (alo, ahi), (blo, bhi) = self.range_of(a), self.range_of(b)
+        if a.is_const:
+            return b * a.const
+        if b.is_const:
+            return a * b.const
+        if (ahi - alo) * max(abs(blo), abs(bhi)) > (bhi - blo) * max(abs(alo), abs(ahi)):
+            a, b, (alo, ahi), (blo, bhi) = b, a, (blo, bhi), (alo, ahi)
+        prods = [(x - alo) * y for x in (alo, ahi) for y in (blo, bhi)]
+        return b * alo + self.block(node, label, [Unit(a - alo, b, 1)], min(prods), max(prods))
+
+    def select(self, node: Node, cond: Lin, then: Lin, other: Lin, label: str) -> Lin:
+        """other + cond * (then - other) for a 0/1 condition."""
+        return other + self.product(node, cond, then - other, label)
+
+    # ----------------------------------------------------------------- attention
+    def head(self, node: Node, label: str, q: tuple[Lin, Lin], k: tuple[Lin, Lin],
+             v: tuple[Lin, ...], tie: str, out_labels: tuple[str, ...], exact: bool = True) -> tuple[Lin, ...]:
+        score = sum(self.magnitude(qi) * self.magnitude(ki) for qi, ki in zip(q, k))
+        self.check_exact(node, "an attention score", score)
+        outs = []
+        for lin, lab in zip(v, out_labels):
+            lo, hi = self.range_of(lin)
+            outs.append(self.new_slot(lab, "head", lo, hi, exact=exact))
+        self.heads.append(Head(len(self.heads), label, q, k, v, tie, tuple(outs)))
+        return tuple(Lin.of(s) for s in outs)
+
+    def square(self, node: Node, key: Lin) -> Lin:
+        if key == Lin.of(self.pos()):
+            return Lin.of(self.pos_sq())
+        if key not in self._squares:
+            self._squares[key] = self.product(node, key, key, f"({node.label}) key^2")
+        return self._squares[key]
+
+    def lookup(self, node: Node, op: Lookup) -> Lin:
+        key, query, value, default = (self.lin[a] for a in operands(op))
+        ksq = self.square(node, key)
+        val_s, key_s = self.head(node, node.label, (query, Lin(const=1)), (key * 2, ksq * -1),
+                                 (value, key), op.tie, (f"{node.label} (value)", f"{node.label} (key found)"))
+        z = key_s - query  # 0 exactly when the key was found
+        w = val_s - default
+        eq = lambda x: int(x == 0)
+        zmag, wmag = self.magnitude(z), self.magnitude(w)
+        if (zmag + 1) * wmag < EXACT:
+            return default + self.gated_pwl(node, z, eq, (-1, 0, 1), w, f"{node.label} (or default)")
+        found = self.pwl(node, z, eq, (-1, 0, 1), f"{node.label} (found?)")
+        return self.select(node, found, val_s, default, f"{node.label} (or default)")
+
+    def prefix_sum(self, node: Node, x: Lin) -> Lin:
+        (mean,) = self.head(node, node.label, (Lin(), Lin()), (Lin(), Lin()), (x,), "average",
+                            (f"mean of {self.graph.node(node.op.a).label}",), exact=False)
+        lo, hi = node.type.lo, node.type.hi
+        if max(abs(lo), abs(hi)) >= 2 ** 50:
+            raise Rasp2dError(node.span, f"`{node.label}` can reach {max(abs(lo), abs(hi))}; prefix sums "
+                              "are exact only below 2^50 (lower max_len or the summand's range)")
+        approx = self.block(node, f"{node.label} (mean * (i+1))",
+                            [Unit(Lin.of(self.pos()) + 1, mean, 1)], lo, hi)
+        s_approx = approx.terms[0][0]
+        self.slots[s_approx] = _replace_exact(self.slots[s_approx], False)
+        return self.block(node, node.label, [Unit(Lin(const=1), approx + MAGIC, 1),
+                                             Unit(Lin(const=1), Lin(const=-MAGIC), 1)], lo, hi)
+
+    # ----------------------------------------------------------------- driver
+    def lower(self) -> Lowered:
+        g = self.graph
+        live = g.live_nodes()
+        pure = self._token_pure(live)
+        pure_vals = evaluate(g, list(range(len(g.vocab))), pure) if pure else {}
+        for nid in g.topo():
+            if nid not in live:
+                continue
+            node = g.node(nid)
+            if nid in pure and not isinstance(node.op, Const):
+                self.lin[nid] = self.token_slot(tuple(pure_vals[nid]), node.label)
+                continue
+            lin = self.lower_node(node)
+            self.lin[nid] = lin
+            lo, hi = self.range_of(lin)
+            self._known[lin] = (max(lo, node.type.lo), min(hi, node.type.hi))
+        out = self.lin[g.output]
+        return Lowered(tuple(self.slots), tuple(self.heads), tuple(self.ffns), out, g.vocab)
+
+    def _token_pure(self, live: set[int]) -> set[int]:
+        """Element-wise nodes computed from the current token alone: they live in the embedding."""
+        g = self.graph
+        pure: set[int] = set()
+        for nid in g.topo():
+            if nid not in live:
+                continue
+            op = g.node(nid).op
+            if isinstance(op, Tokens) or (isinstance(op, ELEMENTWISE) and all(a in pure for a in operands(op))):
+                pure.add(nid)
+        return pure
+
+    def lower_node(self, node: Node) -> Lin:
+        op = node.op
+        L = self.lin
+        match op:
+            case Const(value):
+                return Lin(const=value)
+            case Indices():
+                return Lin.of(self.pos())
+            case Affine(terms, const):
+                acc = Lin(const=const)
+                for nid, c in terms:
+                    acc = acc + L[nid] * c
+                return acc
+            case Mul(a, b):
+                return self.product(node, L[a], L[b], node.label)
+            case Step(a, t):
+                return self.pwl(node, L[a], lambda x: int(x >= t), (t - 1, t))
+            case Equals(a, v):
+                return self.pwl(node, L[a], lambda x: int(x == v), (v - 1, v, v + 1))
+            case FloorDiv(a, k) | Mod(a, k):
+                lo, hi = self.range_of(L[a])
+                pts = self._multiples(node, lo, hi, k)
+                f = (lambda x: x // k) if isinstance(op, FloorDiv) else (lambda x: x % k)
+                return self.pwl(node, L[a], f, pts)
+            case Abs(a):
+                return self.pwl(node, L[a], abs, (0,))
+            case Min(a, b):
+                return L[a] - self.pwl(node, L[a] - L[b], lambda x: max(x, 0), (0,))
+            case Max(a, b):
+                return L[b] + self.pwl(node, L[a] - L[b], lambda x: max(x, 0), (0,))
+            case Table(a, entries, default):
+                pts = [p for k, _ in entries for p in (k - 1, k, k + 1)]
+                return self.pwl(node, L[a], op.apply, pts)
+            case Select(c, t, o):
+                return self.select(node, L[c], L[t], L[o], node.label)
+            case Lookup():
+                return self.lookup(node, op)
+            case PrefixSum(a):
+                return self.prefix_sum(node, L[a])
+            case SelectMax(score, value, tie):
+                (out,) = self.head(node, node.label, (Lin(const=1), Lin()), (L[score], Lin()),
+                                   (L[value],), tie, (node.label,))
+                return out
+            case Attend(q, k, value, tie):
+                (out,) = self.head(node, node.label, (L[q[0]], L[q[1]]), (L[k[0]], L[k[1]]),
+                                   (L[value],), tie, (node.label,))
+                return out
+            case Tokens():
+                raise AssertionError("tokens are lowered as token-pure")
+        raise Rasp2dError(node.span, f"`{node.label}`: no lowering for {type(op).__name__}")
+
+    def _multiples(self, node: Node, lo: int, hi: int, k: int) -> list[int]:
+        k = abs(k)
+        first, last = lo // k, hi // k
+        if (last - first) * 2 > MAX_UNITS_PER_OP:
+            raise Rasp2dError(node.span, f"`{node.label}` over the range {lo}..{hi} has {last - first} "
+                              f"steps of size {k}, more than {MAX_UNITS_PER_OP // 2}; narrow the range")
+        return [p for m in range(first, last + 2) for p in (m * k - 1, m * k, m * k + 1)]
+
+
+def _replace_exact(slot: Slot, exact: bool) -> Slot:
+    from dataclasses import replace
+    return replace(slot, exact=exact)
+
+
+def lower(graph: Graph) -> Lowered:
+    return Lowerer(graph).lower()

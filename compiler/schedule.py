@@ -1,0 +1,76 @@
+"""Place every head and FFN block in a layer: as early as its inputs allow (shortest depth).
+
+Stages count sub-layer boundaries: stage 0 is the embedding, stage 2l+1 follows layer l's
+attention, stage 2l+2 its FFN.  A head in layer l reads stage 2l; an FFN block reads 2l+1.
+Placing each op at its earliest layer fills attention and FFN of one layer together wherever
+the dataflow allows, and gives the minimum number of layers for the lowered program.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rasp2d.compiler.primitives import Lowered
+
+
+@dataclass(frozen=True)
+class Schedule:
+    n_layers: int
+    head_layer: tuple[int, ...]  # by head id
+    ffn_layer: tuple[int, ...]  # by block id
+    write_stage: tuple[int, ...]  # by slot id
+    last_read: tuple[int, ...]  # by slot id; final stage for the output's slots
+
+    @property
+    def final_stage(self) -> int:
+        return 2 * self.n_layers
+
+    def heads_in(self, layer: int) -> list[int]:
+        return [h for h, l in enumerate(self.head_layer) if l == layer]
+
+    def ffns_in(self, layer: int) -> list[int]:
+        return [b for b, l in enumerate(self.ffn_layer) if l == layer]
+
+
+def schedule(low: Lowered) -> Schedule:
+    write = [0] * len(low.slots)
+    producer: dict[int, tuple[str, int]] = {}
+    for h in low.heads:
+        for s in h.outputs:
+            producer[s] = ("head", h.id)
+    for b in low.ffns:
+        producer[b.output] = ("ffn", b.id)
+    head_layer = [0] * len(low.heads)
+    ffn_layer = [0] * len(low.ffns)
+    # heads and blocks were created in dependency order by the lowering
+    ops = sorted([("head", h.id, min(h.outputs)) for h in low.heads] +
+                 [("ffn", b.id, b.output) for b in low.ffns], key=lambda t: t[2])
+    for kind, oid, _ in ops:
+        if kind == "head":
+            h = low.heads[oid]
+            s_in = max((write[s] for s in h.inputs()), default=0)
+            layer = (s_in + 1) // 2
+            head_layer[oid] = layer
+            for s in h.outputs:
+                write[s] = 2 * layer + 1
+        else:
+            b = low.ffns[oid]
+            s_in = max((write[s] for s in b.inputs()), default=0)
+            layer = s_in // 2
+            ffn_layer[oid] = layer
+            write[b.output] = 2 * layer + 2
+    n_layers = max([l + 1 for l in head_layer] + [l + 1 for l in ffn_layer] + [1])
+    final = 2 * n_layers
+    last = [-1] * len(low.slots)
+    for h in low.heads:
+        for s in h.inputs():
+            last[s] = max(last[s], 2 * head_layer[h.id])
+    for b in low.ffns:
+        for s in b.inputs():
+            last[s] = max(last[s], 2 * ffn_layer[b.id] + 1)
+    for s in low.output.slots():
+        last[s] = final
+    for s, w in enumerate(write):
+        if last[s] < w:
+            last[s] = w  # written but never read (e.g. an unused head channel)
+    return Schedule(n_layers, tuple(head_layer), tuple(ffn_layer), tuple(write), tuple(last))
