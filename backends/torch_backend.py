@@ -71,13 +71,18 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, query_pos: torch.T
     if attention == HARDMAX:
         masked = scores.masked_fill(~causal, -math.inf)
         row_max = masked.amax(dim=-1, keepdim=True)
+        if not bool(torch.isfinite(row_max).all()):
+            raise FloatingPointError(
+                "attention scores are not finite (inf/NaN): the model's residual values overflow "
+                "float64, so hard-max attention is undefined; compiled models never do this")
         is_max = (masked == row_max) & causal
         # latest: value of the largest maximising key position.
         last = torch.where(is_max, key_pos.to(torch.long), -1).amax(dim=-1)  # [B, H, nq]
         latest_out = torch.gather(v, 2, last[..., None].expand(*last.shape, 2))
         # average: exact sum of the maximisers' values (0/1 weights), then one division.
         count = is_max.sum(dim=-1, keepdim=True).to(DTYPE)
-        average_out = torch.matmul(is_max.to(DTYPE), v) / count
+        # (contiguous: batched matmul on a strided cache view is ~25x slower)
+        average_out = torch.matmul(is_max.to(DTYPE), v.contiguous()) / count
         return torch.where(latest[None, :, None, None], latest_out, average_out)
     # softmax: ties among maximisers average naturally; for `latest` heads a bounded,
     # strictly increasing recency bonus latest_bias * j/(j+1) (< 1 = the smallest gap
@@ -87,7 +92,7 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, query_pos: torch.T
     bonus = latest_bias * jp / (jp + 1.0)
     scores = scores + torch.where(latest[:, None, None], bonus[None, None, :], 0.0)
     weights = torch.softmax(scores.masked_fill(~causal, -math.inf) / temperature, dim=-1)
-    return torch.matmul(weights, v)
+    return torch.matmul(weights, v.contiguous())
 
 
 class TwoDimAttention(nn.Module):

@@ -111,7 +111,6 @@ def difference_model(max_new_tokens: int = 32) -> CompiledModel:
             UnitGroup(1, 1, 2, "max(tokens, prev)"),
         ),
         output_label="abs(tokens - prev(tokens, 1))",
-        source="emit abs(tokens - prev(tokens, 1))",
     )
     model = CompiledModel(vocab=DIGITS, **w, manifest=manifest,
                           generation=Generation(prompt_end=None, stop="0",
