@@ -1,0 +1,536 @@
+"""Numba kernels of the hull key/value cache: exact predicates, treap-backed hull chains.
+
+Hard-max attention with 2-dimensional keys asks, for a query direction ``q``, which keys
+maximise ``q . k``.  Those keys all lie on one face of the keys' convex hull (a vertex or an
+edge), so only hull points need to be kept and a query is a search along the hull's upper
+chain (``q_y > 0``) or lower chain (``q_y < 0``).  This module holds everything that runs in
+the hot loop; :mod:`rasp2d.backends.hull_cache` wraps it for Python callers and
+:mod:`rasp2d.backends.hull_runtime` calls it from the jitted decoding step.
+
+Storage ("pool"): all heads of a model share one pool of plain arrays, so a whole decoding
+step is one jitted function and memory is recycled across heads.
+
+* ``nodes`` int32 ``[cap, 7]``: one row per chain node: left, right, parent (treap links),
+  prev, next (chain order), point id, priority.  Each chain is a treap (a randomised
+  binary search tree: expected depth O(log h)) ordered lexicographically by ``(x, y)``,
+  threaded by prev/next so neighbours are O(1).
+* ``points`` float64 ``[cap, 5]``: one row per distinct hull point: x, y and its running
+  statistics: ``latest`` heads keep (time, v0, v1) of the point's most recent insertion,
+  ``average`` heads keep (count, sum v0, sum v1).  Many identical keys therefore cost O(1)
+  memory and O(1) or O(log h) time.
+* ``point_info`` int64 ``[cap, 2]``: how many chains hold the point (0, 1 or 2), free-list link.
+* ``head_i`` int64 ``[heads, 8]``: per chain root/first/last node, the last point touched
+  (a fast path for repeated keys), the tie rule.
+* ``head_f`` float64 ``[heads, 8]``: whole-head statistics (the answer to the zero query, for
+  which every key ties), max |k_x|, max |k_y|, sum |v0|, sum |v1| (exactness guards).
+* ``meta`` int64 ``[8]``: allocation high-water marks, free lists, PRNG state, live counts.
+
+Exactness.  Keys and queries must be integers (float64 holding an integer) with
+``|k| <= 2^52``, and every score ``q . k`` must be exact: the kernels check
+``|q_x| max|k_x| + |q_y| max|k_y| < 2^53`` per query, which makes every product and sum in a
+score an exactly representable integer.  Under that contract comparing scores with ``==`` and
+``<=`` is exact, so ties are exact equality, as the machine semantics demand (the compiler
+only emits integer keys, e.g. ``(2k, -k^2)`` with ``|k| <= 2^25``).  Hull maintenance needs the
+sign of ``(a - o) x (b - o)``: coordinate differences are exact (integers of magnitude
+``<= 2^53``) but their products are not, so :func:`orient` compares the two products with a
+float filter (rounding is monotone, so different rounded products decide the comparison)
+and, on equal rounded products, compares their exact rounding errors (Dekker's two-product).
+Averages need exact sums: ``average`` heads require integer values with running sums of
+``|v|`` below ``2^53``.  Violations are reported as error codes, never approximated.
+
+Costs (h = distinct points on the hull, k = distinct points on the maximising face):
+query O(log h + k) expected; insert expected amortised O(log h) (search, O(1) expected
+rotations, each point is removed from a chain at most once); a key equal to the last one
+inserted by the same head costs O(1).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+# node columns
+LEFT, RIGHT, PARENT, PREV, NEXT, PT, PRIO = 0, 1, 2, 3, 4, 5, 6
+NODE_COLS = 7
+# point columns: x, y and statistics A, B, C (latest: time, v0, v1; average: count, s0, s1)
+PX, PY, PA, PB, PC = 0, 1, 2, 3, 4
+POINT_COLS = 5
+# point_info columns
+REFS, FREE_LINK = 0, 1
+# head_i columns: roots (chain 0 = upper, 1 = lower), first, last nodes, last point, tie
+ROOT0, FIRST0, LAST0, LAST_POINT, TIE = 0, 2, 4, 6, 7
+HEAD_I_COLS = 8
+# head_f columns: whole-head statistics (as point columns A, B, C), guards, insert count
+GA, GB, GC, MAX_KX, MAX_KY, SUM_ABS_V0, SUM_ABS_V1, N_INSERTS = 0, 1, 2, 3, 4, 5, 6, 7
+HEAD_F_COLS = 8
+# meta slots
+NODE_HW, NODE_FREE, POINT_HW, POINT_FREE, RNG, NODES_LIVE, POINTS_LIVE = 0, 1, 2, 3, 4, 5, 6
+META_LEN = 8
+
+LATEST_TIE = 0  # rasp2d.backends.model_file.LATEST
+AVERAGE_TIE = 1  # rasp2d.backends.model_file.AVERAGE
+
+KEY_LIMIT = 2.0 ** 52  # |key coordinate| bound: differences stay exact integers
+SCORE_LIMIT = 2.0 ** 53  # strict bound on |q_x k_x| + |q_y k_y|: scores are exact integers
+
+# error codes (0 = fine); hull_cache.ERROR_TEXT words them for users
+OK = 0
+ERR_KEY_NOT_INTEGER = 1
+ERR_KEY_RANGE = 2
+ERR_QUERY_NOT_INTEGER = 3
+ERR_SCORE_RANGE = 4
+ERR_VALUE_NOT_INTEGER = 5
+ERR_SUM_RANGE = 6
+ERR_CAPACITY = 7
+
+_SPLITTER = 134217729.0  # 2^27 + 1, Veltkamp splitting constant
+
+
+# ----------------------------------------------------------------------------- predicates
+@njit(cache=True)
+def _product_error(a, b, p):
+    """Exact ``a*b - p`` for ``p = fl(a*b)`` (Dekker's two-product, no FMA needed)."""
+    c = _SPLITTER * a
+    ah = c - (c - a)
+    al = a - ah
+    c = _SPLITTER * b
+    bh = c - (c - b)
+    bl = b - bh
+    return ((ah * bh - p) + ah * bl + al * bh) + al * bl
+
+
+@njit(cache=True)
+def compare_products(a, b, c, d):
+    """Sign of ``a*b - c*d``, exact for finite doubles below ~2^996 in magnitude."""
+    p = a * b
+    q = c * d
+    if p > q:
+        return 1
+    if p < q:
+        return -1
+    e = _product_error(a, b, p)
+    f = _product_error(c, d, q)
+    if e > f:
+        return 1
+    if e < f:
+        return -1
+    return 0
+
+
+@njit(cache=True)
+def orient(ox, oy, ax, ay, bx, by):
+    """Sign of the cross product ``(a - o) x (b - o)``: +1 left turn, -1 right turn, 0 collinear.
+
+    Exact when the coordinate differences are exact (integers with ``|coord| <= 2^52``)."""
+    return compare_products(ax - ox, by - oy, ay - oy, bx - ox)
+
+
+# ----------------------------------------------------------------------------- allocation
+@njit(cache=True)
+def _alloc_node(nodes, meta):
+    x = meta[NODE_FREE]
+    if x != -1:
+        meta[NODE_FREE] = nodes[x, NEXT]
+    else:
+        x = meta[NODE_HW]
+        meta[NODE_HW] = x + 1
+    meta[NODES_LIVE] += 1
+    s = meta[RNG]  # xorshift32: treap priorities, deterministic across runs
+    s ^= (s << 13) & 0xFFFFFFFF
+    s ^= s >> 17
+    s ^= (s << 5) & 0xFFFFFFFF
+    meta[RNG] = s
+    nodes[x, LEFT] = -1
+    nodes[x, RIGHT] = -1
+    nodes[x, PARENT] = -1
+    nodes[x, PREV] = -1
+    nodes[x, NEXT] = -1
+    nodes[x, PT] = -1
+    nodes[x, PRIO] = s >> 1
+    return x
+
+
+@njit(cache=True)
+def _free_node(nodes, meta, x):
+    nodes[x, PT] = -1
+    nodes[x, NEXT] = meta[NODE_FREE]
+    meta[NODE_FREE] = x
+    meta[NODES_LIVE] -= 1
+
+
+@njit(cache=True)
+def _alloc_point(points, point_info, meta):
+    p = meta[POINT_FREE]
+    if p != -1:
+        meta[POINT_FREE] = point_info[p, FREE_LINK]
+    else:
+        p = meta[POINT_HW]
+        meta[POINT_HW] = p + 1
+    meta[POINTS_LIVE] += 1
+    point_info[p, REFS] = 0
+    point_info[p, FREE_LINK] = -1
+    return p
+
+
+@njit(cache=True)
+def _release_point(point_info, head_i, meta, g, p):
+    """Drop one chain's reference to point ``p`` of head ``g``; free it when no chain holds it."""
+    point_info[p, REFS] -= 1
+    if point_info[p, REFS] == 0:
+        point_info[p, FREE_LINK] = meta[POINT_FREE]
+        meta[POINT_FREE] = p
+        meta[POINTS_LIVE] -= 1
+        if head_i[g, LAST_POINT] == p:
+            head_i[g, LAST_POINT] = -1
+
+
+@njit(cache=True)
+def has_room(nodes, points, meta, n_heads):
+    """True when one insertion into each of ``n_heads`` heads cannot run out of pool rows."""
+    return (meta[NODE_HW] + 2 * n_heads <= nodes.shape[0]
+            and meta[POINT_HW] + n_heads <= points.shape[0])
+
+
+# ----------------------------------------------------------------------------- treap
+@njit(cache=True)
+def _rotate_up(nodes, head_i, g, c, x):
+    """Rotate ``x`` above its parent, keeping the in-order (chain) sequence."""
+    p = nodes[x, PARENT]
+    gp = nodes[p, PARENT]
+    if nodes[p, LEFT] == x:
+        b = nodes[x, RIGHT]
+        nodes[p, LEFT] = b
+        if b != -1:
+            nodes[b, PARENT] = p
+        nodes[x, RIGHT] = p
+    else:
+        b = nodes[x, LEFT]
+        nodes[p, RIGHT] = b
+        if b != -1:
+            nodes[b, PARENT] = p
+        nodes[x, LEFT] = p
+    nodes[p, PARENT] = x
+    nodes[x, PARENT] = gp
+    if gp == -1:
+        head_i[g, ROOT0 + c] = x
+    elif nodes[gp, LEFT] == p:
+        nodes[gp, LEFT] = x
+    else:
+        nodes[gp, RIGHT] = x
+
+
+@njit(cache=True)
+def _link(nodes, head_i, g, c, x, pred, succ):
+    """Insert node ``x`` between chain neighbours ``pred`` and ``succ`` (either may be -1)."""
+    if head_i[g, ROOT0 + c] == -1:
+        head_i[g, ROOT0 + c] = x
+    elif pred != -1 and nodes[pred, RIGHT] == -1:
+        nodes[pred, RIGHT] = x
+        nodes[x, PARENT] = pred
+    else:  # succ is then the leftmost node of pred's right subtree: its left is free
+        nodes[succ, LEFT] = x
+        nodes[x, PARENT] = succ
+    nodes[x, PREV] = pred
+    nodes[x, NEXT] = succ
+    if pred != -1:
+        nodes[pred, NEXT] = x
+    else:
+        head_i[g, FIRST0 + c] = x
+    if succ != -1:
+        nodes[succ, PREV] = x
+    else:
+        head_i[g, LAST0 + c] = x
+    while nodes[x, PARENT] != -1 and nodes[x, PRIO] > nodes[nodes[x, PARENT], PRIO]:
+        _rotate_up(nodes, head_i, g, c, x)
+
+
+@njit(cache=True)
+def _unlink(nodes, point_info, head_i, meta, g, c, x):
+    """Remove node ``x`` from chain ``c`` of head ``g`` and release its point."""
+    while True:
+        l = nodes[x, LEFT]
+        r = nodes[x, RIGHT]
+        if l == -1 and r == -1:
+            break
+        if l == -1:
+            ch = r
+        elif r == -1:
+            ch = l
+        elif nodes[l, PRIO] > nodes[r, PRIO]:
+            ch = l
+        else:
+            ch = r
+        _rotate_up(nodes, head_i, g, c, ch)
+    p = nodes[x, PARENT]
+    if p == -1:
+        head_i[g, ROOT0 + c] = -1
+    elif nodes[p, LEFT] == x:
+        nodes[p, LEFT] = -1
+    else:
+        nodes[p, RIGHT] = -1
+    a = nodes[x, PREV]
+    b = nodes[x, NEXT]
+    if a != -1:
+        nodes[a, NEXT] = b
+    else:
+        head_i[g, FIRST0 + c] = b
+    if b != -1:
+        nodes[b, PREV] = a
+    else:
+        head_i[g, LAST0 + c] = a
+    _release_point(point_info, head_i, meta, g, nodes[x, PT])
+    _free_node(nodes, meta, x)
+
+
+@njit(cache=True)
+def _locate(nodes, points, head_i, g, c, x, y):
+    """Chain neighbours of ``(x, y)``: (last node < it, first node >= it), lexicographically."""
+    last = head_i[g, LAST0 + c]
+    if last == -1:
+        return -1, -1
+    p = nodes[last, PT]
+    if points[p, PX] < x or (points[p, PX] == x and points[p, PY] < y):
+        return last, -1  # appends (keys growing with position) skip the descent
+    pred = -1
+    succ = -1
+    n = head_i[g, ROOT0 + c]
+    while n != -1:
+        p = nodes[n, PT]
+        if points[p, PX] < x or (points[p, PX] == x and points[p, PY] < y):
+            pred = n
+            n = nodes[n, RIGHT]
+        else:
+            succ = n
+            n = nodes[n, LEFT]
+    return pred, succ
+
+
+@njit(cache=True)
+def _turn(nodes, points, a, b, x, y, sign):
+    """``sign`` * orientation of chain nodes a, b followed by point (x, y)."""
+    pa = nodes[a, PT]
+    pb = nodes[b, PT]
+    return sign * orient(points[pa, PX], points[pa, PY], points[pb, PX], points[pb, PY], x, y)
+
+
+@njit(cache=True)
+def _accepts(nodes, points, pred, succ, x, y, sign):
+    """Does the chain keep a new point between ``pred`` and ``succ``?
+
+    The upper chain (sign +1) turns clockwise: a point making a strict left turn with its
+    neighbours lies strictly below the chain and can never be a maximiser for a query that
+    uses this chain.  Collinear points are kept: they tie on a perpendicular query."""
+    if pred == -1 or succ == -1:
+        return True  # a new lexicographic extreme is always on the hull
+    pa = nodes[pred, PT]
+    pb = nodes[succ, PT]
+    return sign * orient(points[pa, PX], points[pa, PY], x, y, points[pb, PX], points[pb, PY]) <= 0
+
+
+@njit(cache=True)
+def _chain_insert(nodes, points, point_info, head_i, meta, g, c, pred, succ, p):
+    sign = 1 if c == 0 else -1
+    x = _alloc_node(nodes, meta)
+    nodes[x, PT] = p
+    point_info[p, REFS] += 1
+    _link(nodes, head_i, g, c, x, pred, succ)
+    px = points[p, PX]
+    py = points[p, PY]
+    while True:  # neighbours on the left that the new point buries
+        a = nodes[x, PREV]
+        if a == -1:
+            break
+        b = nodes[a, PREV]
+        if b == -1 or _turn(nodes, points, b, a, px, py, sign) <= 0:
+            break
+        _unlink(nodes, point_info, head_i, meta, g, c, a)
+    while True:  # and on the right
+        a = nodes[x, NEXT]
+        if a == -1:
+            break
+        b = nodes[a, NEXT]
+        if b == -1:
+            break
+        pa = nodes[a, PT]
+        pb = nodes[b, PT]
+        if sign * orient(px, py, points[pa, PX], points[pa, PY], points[pb, PX], points[pb, PY]) <= 0:
+            break
+        _unlink(nodes, point_info, head_i, meta, g, c, a)
+
+
+# ----------------------------------------------------------------------------- head API
+@njit(cache=True)
+def init_head(head_i, head_f, g, tie):
+    for j in range(HEAD_I_COLS):
+        head_i[g, j] = -1
+    head_i[g, TIE] = tie
+    for j in range(HEAD_F_COLS):
+        head_f[g, j] = 0.0
+    if tie == LATEST_TIE:
+        head_f[g, GA] = -1.0
+
+
+@njit(cache=True)
+def _update_point(points, p, tie, v0, v1, t):
+    if tie == LATEST_TIE:
+        points[p, PA] = t
+        points[p, PB] = v0
+        points[p, PC] = v1
+    else:
+        points[p, PA] += 1.0
+        points[p, PB] += v0
+        points[p, PC] += v1
+
+
+@njit(cache=True)
+def hull_insert(nodes, points, point_info, head_i, head_f, meta, g, kx, ky, v0, v1, t):
+    """Insert key ``(kx, ky)`` with value ``(v0, v1)`` at time ``t`` into head ``g``.
+
+    Returns an error code (0 = fine).  The caller guarantees room (:func:`has_room`)."""
+    if kx != math.floor(kx) or ky != math.floor(ky):
+        return ERR_KEY_NOT_INTEGER
+    ax = abs(kx)
+    ay = abs(ky)
+    if ax > KEY_LIMIT or ay > KEY_LIMIT:
+        return ERR_KEY_RANGE
+    tie = head_i[g, TIE]
+    s0 = 0.0
+    s1 = 0.0
+    if tie == AVERAGE_TIE:
+        if v0 != math.floor(v0) or v1 != math.floor(v1):
+            return ERR_VALUE_NOT_INTEGER
+        s0 = head_f[g, SUM_ABS_V0] + abs(v0)
+        s1 = head_f[g, SUM_ABS_V1] + abs(v1)
+        if not (s0 < SCORE_LIMIT and s1 < SCORE_LIMIT):
+            return ERR_SUM_RANGE
+    if nodes.shape[0] - meta[NODE_HW] < 2 or points.shape[0] - meta[POINT_HW] < 1:
+        return ERR_CAPACITY
+    if tie == AVERAGE_TIE:
+        head_f[g, SUM_ABS_V0] = s0
+        head_f[g, SUM_ABS_V1] = s1
+    if ax > head_f[g, MAX_KX]:
+        head_f[g, MAX_KX] = ax
+    if ay > head_f[g, MAX_KY]:
+        head_f[g, MAX_KY] = ay
+    head_f[g, N_INSERTS] += 1.0
+    # whole-head statistics answer the zero query
+    if tie == LATEST_TIE:
+        head_f[g, GA] = t
+        head_f[g, GB] = v0
+        head_f[g, GC] = v1
+    else:
+        head_f[g, GA] += 1.0
+        head_f[g, GB] += v0
+        head_f[g, GC] += v1
+    lp = head_i[g, LAST_POINT]
+    if lp != -1 and points[lp, PX] == kx and points[lp, PY] == ky:
+        _update_point(points, lp, tie, v0, v1, t)
+        return OK
+    pred0, succ0 = _locate(nodes, points, head_i, g, 0, kx, ky)
+    if succ0 != -1:
+        p = nodes[succ0, PT]
+        if points[p, PX] == kx and points[p, PY] == ky:
+            _update_point(points, p, tie, v0, v1, t)
+            head_i[g, LAST_POINT] = p
+            return OK
+    pred1, succ1 = _locate(nodes, points, head_i, g, 1, kx, ky)
+    if succ1 != -1:
+        p = nodes[succ1, PT]
+        if points[p, PX] == kx and points[p, PY] == ky:
+            _update_point(points, p, tie, v0, v1, t)
+            head_i[g, LAST_POINT] = p
+            return OK
+    up = _accepts(nodes, points, pred0, succ0, kx, ky, 1)
+    lo = _accepts(nodes, points, pred1, succ1, kx, ky, -1)
+    if not up and not lo:
+        return OK  # strictly inside the hull: never a maximiser of a non-zero query
+    p = _alloc_point(points, point_info, meta)
+    points[p, PX] = kx
+    points[p, PY] = ky
+    if tie == LATEST_TIE:
+        points[p, PA] = t
+        points[p, PB] = v0
+        points[p, PC] = v1
+    else:
+        points[p, PA] = 1.0
+        points[p, PB] = v0
+        points[p, PC] = v1
+    if up:
+        _chain_insert(nodes, points, point_info, head_i, meta, g, 0, pred0, succ0, p)
+    if lo:
+        _chain_insert(nodes, points, point_info, head_i, meta, g, 1, pred1, succ1, p)
+    head_i[g, LAST_POINT] = p
+    return OK
+
+
+@njit(cache=True)
+def hull_query(nodes, points, head_i, head_f, g, qx, qy):
+    """Value of head ``g`` for query direction ``(qx, qy)``: ``(o0, o1, error code)``."""
+    if qx != math.floor(qx) or qy != math.floor(qy):
+        return 0.0, 0.0, ERR_QUERY_NOT_INTEGER
+    if not (abs(qx) * head_f[g, MAX_KX] + abs(qy) * head_f[g, MAX_KY] < SCORE_LIMIT):
+        return 0.0, 0.0, ERR_SCORE_RANGE
+    tie = head_i[g, TIE]
+    if qx == 0.0 and qy == 0.0:  # every key scores 0: all of them tie
+        if tie == LATEST_TIE:
+            return head_f[g, GB], head_f[g, GC], OK
+        return head_f[g, GB] / head_f[g, GA], head_f[g, GC] / head_f[g, GA], OK
+    # Along the chain that holds the face in direction q, scores rise strictly, stay level
+    # on the face, then fall strictly.  Find the first node whose successor is not higher.
+    c = 0 if (qy > 0.0 or (qy == 0.0 and qx < 0.0)) else 1
+    n = head_i[g, ROOT0 + c]
+    best = -1
+    while n != -1:
+        p = nodes[n, PT]
+        s = qx * points[p, PX] + qy * points[p, PY]
+        nx = nodes[n, NEXT]
+        if nx == -1:
+            top = True
+        else:
+            p2 = nodes[nx, PT]
+            top = qx * points[p2, PX] + qy * points[p2, PY] <= s
+        if top:
+            best = n
+            n = nodes[n, LEFT]
+        else:
+            n = nodes[n, RIGHT]
+    p = nodes[best, PT]
+    smax = qx * points[p, PX] + qy * points[p, PY]
+    a = points[p, PA]
+    b = points[p, PB]
+    cc = points[p, PC]
+    n = nodes[best, NEXT]
+    while n != -1:  # the rest of the face: collinear points on a perpendicular edge
+        p = nodes[n, PT]
+        if qx * points[p, PX] + qy * points[p, PY] != smax:
+            break
+        if tie == LATEST_TIE:
+            if points[p, PA] > a:
+                a = points[p, PA]
+                b = points[p, PB]
+                cc = points[p, PC]
+        else:
+            a += points[p, PA]
+            b += points[p, PB]
+            cc += points[p, PC]
+        n = nodes[n, NEXT]
+    if tie == LATEST_TIE:
+        return b, cc, OK
+    return b / a, cc / a, OK
+
+
+# ----------------------------------------------------------------------------- pool arrays
+def new_pool_arrays(n_heads: int, node_capacity: int, point_capacity: int):
+    """Fresh pool arrays (see module docstring) for ``n_heads`` heads, all heads empty."""
+    nodes = np.full((node_capacity, NODE_COLS), -1, dtype=np.int32)
+    points = np.zeros((point_capacity, POINT_COLS), dtype=np.float64)
+    point_info = np.full((point_capacity, 2), -1, dtype=np.int64)
+    head_i = np.full((n_heads, HEAD_I_COLS), -1, dtype=np.int64)
+    head_f = np.zeros((n_heads, HEAD_F_COLS), dtype=np.float64)
+    meta = np.zeros(META_LEN, dtype=np.int64)
+    meta[NODE_FREE] = -1
+    meta[POINT_FREE] = -1
+    meta[RNG] = 2463534242
+    return nodes, points, point_info, head_i, head_f, meta
