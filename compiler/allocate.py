@@ -34,7 +34,7 @@ def clear_layer(last_read: int) -> int:
 
 
 def allocate(low: Lowered, sch: Schedule) -> Allocation:
-    order = sorted(range(len(low.slots)), key=lambda s: (sch.write_stage[s], s))
+    order = sorted((s.id for s in low.slots if s.source != "dead"), key=lambda s: (sch.write_stage[s], s))
     dim = [-1] * len(low.slots)
     occupant: list[int] = []  # per dimension: slot currently holding it
     busy_until: list[int] = []  # per dimension: last stage at which it is not yet clear

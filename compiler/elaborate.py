@@ -47,6 +47,13 @@ class MeanVal:
 
 
 @dataclass(frozen=True)
+class FracVal:
+    """A rational constant written with `/`: only meaningful next to a prefix_mean."""
+
+    value: Fraction
+
+
+@dataclass(frozen=True)
 class TieVal:
     mode: str
 
@@ -70,7 +77,7 @@ class ModuleVal:
     scope: "Scope"
 
 
-Value = NodeVal | SymVal | MeanVal | TieVal | DictVal | DefVal | ModuleVal
+Value = NodeVal | SymVal | MeanVal | FracVal | TieVal | DictVal | DefVal | ModuleVal
 
 
 class Scope:
@@ -284,6 +291,8 @@ class Elaborator:
             return self.graph.node(val.nid)
         what = {SymVal: "a string (only allowed where a token is expected)",
                 MeanVal: "a prefix_mean (it can only be compared with a number or another prefix_mean)",
+                FracVal: "a fraction (only allowed in comparisons with a prefix_mean; use // for "
+                         "integer division)",
                 TieVal: "a tie mode", DictVal: "a table literal (only allowed in table(...))",
                 DefVal: "a function (call it with arguments)", ModuleVal: "a module"}[type(val)]
         raise Rasp2dError(e.span, f"`{show(e)}` is {what}, not a sequence value")
@@ -412,12 +421,20 @@ class Elaborator:
                 return prod
             return self.affine([(a.nid, 1), (b.nid, 1), (prod.nid, -1)], 0, span, label, "bool")
         if op in ("==", "!=", "<", "<=", ">", ">="):
-            if isinstance(av, MeanVal) or isinstance(bv, MeanVal):
+            if any(isinstance(v, (MeanVal, FracVal)) for v in (av, bv)):
                 return self.compare_means(op, av, e.left, bv, e.right, span, label)
             a, b = self.unify(av, e.left, bv, e.right, f"comparison {op}")
             if self.graph.node(a.nid).type.kind == "token" and op not in ("==", "!="):
                 raise Rasp2dError(span, f"tokens can only be compared with == or !=; use int(...) to order them")
             return self.compare(op, a, b, span, label)
+        if op == "/":
+            nodes = [self.node_of(v, x) for v, x in ((av, e.left), (bv, e.right))]
+            if not all(isinstance(n.op, Const) for n in nodes):
+                raise Rasp2dError(span, "`/` divides constants only (a fraction to compare a prefix_mean "
+                                  "with); use // for integer division by a constant")
+            if nodes[1].op.value == 0:
+                raise Rasp2dError(e.right.span, "division by zero")
+            return FracVal(Fraction(nodes[0].op.value, nodes[1].op.value))
         a = self.as_num(av, e.left, f"operator {op}")
         b = self.as_num(bv, e.right, f"operator {op}")
         if op == "+":
@@ -459,6 +476,8 @@ class Elaborator:
         def parts(v, e) -> tuple[int, Fraction | None, int]:
             if isinstance(v, MeanVal):
                 return v.total, None, v.count
+            if isinstance(v, FracVal):
+                return -1, v.value, -1
             n = self.node_of(v, e)
             if not isinstance(n.op, Const):
                 raise Rasp2dError(e.span, "a prefix_mean can only be compared with a constant "
@@ -466,6 +485,8 @@ class Elaborator:
             return -1, Fraction(n.op.value), -1
         ta, ca, na = parts(av, ae)
         tb, cb, nb = parts(bv, be)
+        if ca is not None and cb is not None:
+            raise Rasp2dError(span, "compare a prefix_mean with a constant, not two constants")
         if ca is None and cb is None:  # both means over the same count: compare the sums
             return self.compare(op, NodeVal(ta), NodeVal(tb), span, label)
         if ca is None:  # S/n op c  <=>  den*S op num*n

@@ -18,6 +18,7 @@ integers (|value| >= 2^53) is a compile error that names the expression.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from fractions import Fraction
 
 from rasp2d.backends.reference import evaluate
@@ -45,6 +46,7 @@ class Lowerer:
         self._pos_sq: int | None = None
         self._squares: dict[Lin, Lin] = {}
         self._known: dict[Lin, tuple[int, int]] = {}  # node-level ranges, tighter than slot sums
+        self._recipe: dict[Lin, tuple[Lin, Callable[[int], int], tuple[int, ...]]] = {}  # PWL results
 
     # ----------------------------------------------------------------- slots & ranges
     def new_slot(self, label: str, source, lo: int, hi: int, **kw) -> int:
@@ -69,6 +71,10 @@ class Lowerer:
             self._token_slots[values] = self.new_slot(label, "token", min(values), max(values),
                                                       token_values=values)
         return Lin.of(self._token_slots[values])
+
+    def token_eval(self, lin: Lin, token: int) -> int:
+        return lin.const + sum(c * self.slots[s].token_values[token] if self.slots[s].source == "token" else c
+                               for s, c in lin.terms)
 
     def range_of(self, lin: Lin) -> tuple[int, int]:
         if lin in self._known:
@@ -99,6 +105,11 @@ class Lowerer:
                               f"{MAX_UNITS_PER_OP}); narrow its input range or restructure it")
         for u in units:
             self.check_exact(node, "a ReLU unit's product", self.magnitude(u.gate) * self.magnitude(u.value) * abs(u.coef))
+        if all(self.slots[s].source in ("token", "one") for u in units for s in u.gate.slots() | u.value.slots()):
+            # a function of the current token alone: precompute it into the embedding
+            vals = tuple(sum(u.coef * max(self.token_eval(u.gate, t), 0) * self.token_eval(u.value, t)
+                             for u in units) for t in range(len(self.graph.vocab)))
+            return self.token_slot(vals, label)
         out = self.new_slot(label, "ffn", lo, hi)
         self.ffns.append(FfnBlock(len(self.ffns), label, tuple(units), out))
         return Lin.of(out)
@@ -126,12 +137,14 @@ class Lowerer:
         f0, s0, kinks = self.pwl_terms(node, lo, hi, f, points)
         affine = (z - lo) * int(s0) + f0
         units = [Unit(z - p, Lin(const=1), int(c)) for p, c in kinks]
-        olo, ohi = node.type.lo, node.type.hi
         if not units:
             return affine
         # the unit block's own range: output minus its affine part (bounded by unit magnitudes)
         mag = sum(abs(int(c)) * max(hi - p, 0) for p, c in kinks)
-        return affine + self.block(node, label or node.label, units, -mag, mag)
+        result = affine + self.block(node, label or node.label, units, -mag, mag)
+        if result.terms and self.slots[result.terms[-1][0]].source == "ffn":
+            self._recipe[result] = (z, f, tuple(points))
+        return result
 
     def gated_pwl(self, node: Node, z: Lin, f: Callable[[int], int], points: Iterable[int], w: Lin,
                   label: str) -> Lin:
@@ -150,6 +163,14 @@ class Lowerer:
             return b * a.const
         if b.is_const:
             return a * b.const
+        for x, y in ((a, b), (b, a)):
+            # x = f(z) came out of an FFN: compute f(z) * y directly from z in one FFN instead
+            # of two (saves a layer per link of compare -> and -> select chains)
+            if x in self._recipe:
+                z, f, pts = self._recipe[x]
+                zlo, zhi = self.range_of(z)
+                if (max(abs(zlo), abs(zhi)) + 1) * (zhi - zlo + 1) * self.magnitude(y) < EXACT:
+                    return self.gated_pwl(node, z, f, pts, y, label)
         if (ahi - alo) * max(abs(blo), abs(bhi)) > (bhi - blo) * max(abs(alo), abs(ahi)):
             a, b, (alo, ahi), (blo, bhi) = b, a, (blo, bhi), (alo, ahi)
         prods = [(x - alo) * y for x in (alo, ahi) for y in (blo, bhi)]
@@ -224,7 +245,7 @@ class Lowerer:
             lo, hi = self.range_of(lin)
             self._known[lin] = (max(lo, node.type.lo), min(hi, node.type.hi))
         out = self.lin[g.output]
-        return Lowered(tuple(self.slots), tuple(self.heads), tuple(self.ffns), out, g.vocab)
+        return prune(Lowered(tuple(self.slots), tuple(self.heads), tuple(self.ffns), out, g.vocab))
 
     def _token_pure(self, live: set[int]) -> set[int]:
         """Element-wise nodes computed from the current token alone: they live in the embedding."""
@@ -250,6 +271,11 @@ class Lowerer:
                 acc = Lin(const=const)
                 for nid, c in terms:
                     acc = acc + L[nid] * c
+                if len(terms) == 1 and L[terms[0][0]] in self._recipe:
+                    # c*f(z) + k is still a PWL of z: keep it fusable into a following product
+                    z, f, pts = self._recipe[L[terms[0][0]]]
+                    c = terms[0][1]
+                    self._recipe.setdefault(acc, (z, lambda x, f=f, c=c: c * f(x) + const, pts))
                 return acc
             case Mul(a, b):
                 return self.product(node, L[a], L[b], node.label)
@@ -299,8 +325,31 @@ class Lowerer:
 
 
 def _replace_exact(slot: Slot, exact: bool) -> Slot:
-    from dataclasses import replace
     return replace(slot, exact=exact)
+
+
+def prune(low: Lowered) -> Lowered:
+    """Drop heads, head channels and FFN blocks whose results nothing reads (e.g. a compare
+    whose only user was fused into a gated product)."""
+    live = set(low.output.slots()) | {ONE}
+    ops = sorted([(min(h.outputs), "head", h) for h in low.heads] + [(b.output, "ffn", b) for b in low.ffns],
+                 key=lambda t: t[0], reverse=True)
+    keep_heads, keep_ffns = [], []
+    for _, kind, op in ops:
+        if kind == "ffn":
+            if op.output in live:
+                keep_ffns.append(op)
+                live |= op.inputs()
+        else:
+            chans = [i for i, s in enumerate(op.outputs) if s in live]
+            if chans:
+                h = replace(op, v=tuple(op.v[i] for i in chans), outputs=tuple(op.outputs[i] for i in chans))
+                keep_heads.append(h)
+                live |= h.inputs()
+    heads = tuple(replace(h, id=i) for i, h in enumerate(sorted(keep_heads, key=lambda h: min(h.outputs))))
+    ffns = tuple(replace(b, id=i) for i, b in enumerate(sorted(keep_ffns, key=lambda b: b.output)))
+    slots = tuple(s if s.id in live else replace(s, source="dead") for s in low.slots)
+    return Lowered(slots, heads, ffns, low.output, low.vocab)
 
 
 def lower(graph: Graph) -> Lowered:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-SlotSource = Literal["one", "pos", "pos_sq", "token", "head", "ffn"]
+SlotSource = Literal["one", "pos", "pos_sq", "token", "head", "ffn", "dead"]
 ONE = 0  # slot id of the constant-one feature
 
 

@@ -71,6 +71,8 @@ def schedule(low: Lowered) -> Schedule:
     for s in low.output.slots():
         last[s] = final
     for s, w in enumerate(write):
+        if low.slots[s].source == "dead":
+            continue
         if last[s] < w:
             last[s] = w  # written but never read (e.g. an unused head channel)
     return Schedule(n_layers, tuple(head_layer), tuple(ffn_layer), tuple(write), tuple(last))

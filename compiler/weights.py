@@ -99,7 +99,7 @@ def emit_weights(low: Lowered, sch: Schedule, alloc: Allocation, generation: Gen
         unembed[t, dim[ONE]] -= t * t
 
     residual = tuple(ResidualSlot(dim[s.id], s.label, sch.write_stage[s.id], sch.last_read[s.id])
-                     for s in low.slots)
+                     for s in low.slots if s.source != "dead")
     manifest = Manifest(residual=residual, heads=tuple(head_labels), units=tuple(groups),
                         output_label="emit", source=source_bundle)
     model = CompiledModel(vocab=low.vocab, embed=embed, pos_embed=pos_embed, W_q=W_q, W_k=W_k,
