@@ -60,3 +60,28 @@ def allocate(low: Lowered, sch: Schedule) -> Allocation:
         else:
             busy_until[chosen] = 2 * clear_layer(r) + 2 if clear_layer(r) < sch.n_layers else 10 ** 9
     return Allocation(tuple(dim), len(occupant), tuple(clears))
+
+
+def check_allocation(low: Lowered, sch: Schedule, alloc: Allocation) -> None:
+    """Raise if two values could ever be in one dimension at once (the allocator's invariant).
+
+    A value holds its dimension from its write stage until the FFN that clears it (or the end);
+    two slots sharing a dimension must have disjoint holding intervals, and the later one must
+    be written after the earlier one's clear.
+    """
+    cleared = {c.slot: c.layer for c in alloc.clears}
+    by_dim: dict[int, list[tuple[int, int, int]]] = {}
+    for slot in low.slots:
+        if slot.source == "dead":
+            continue
+        s = slot.id
+        end = 2 * cleared[s] + 2 if s in cleared else 10 ** 9
+        if s in cleared and cleared[s] * 2 + 1 < sch.last_read[s]:
+            raise AssertionError(f"slot {s} ({slot.label}) cleared in layer {cleared[s]} before its last read")
+        by_dim.setdefault(alloc.dim[s], []).append((sch.write_stage[s], end, s))
+    for d, spans in by_dim.items():
+        spans.sort()
+        for (w1, e1, s1), (w2, e2, s2) in zip(spans, spans[1:]):
+            if w2 <= e1:
+                raise AssertionError(f"dimension {d}: slot {s2} ({low.slots[s2].label}) written at stage {w2} "
+                                     f"while slot {s1} ({low.slots[s1].label}) holds it until stage {e1}")

@@ -729,8 +729,10 @@ class Elaborator:
         b = self._args(e, ("x", "default"), 1)
         x = self.expr(b["x"], scope)
         node = self.node_of(x, b["x"])
-        if node.type.kind != "token":
-            return self.affine([(node.id, 1)], 0, e.span, show(e))
+        if node.type.kind == "int":
+            return NodeVal(node.id)
+        if node.type.kind == "bool":  # same value, now an int (costs nothing: an affine copy)
+            return self.mk(Affine(((node.id, 1),), 0), "int", e.span, show(e))
         default = 0
         if "default" in b:
             dn = self.node_of(self.expr(b["default"], scope), b["default"])
