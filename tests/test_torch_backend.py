@@ -238,3 +238,16 @@ def test_errors_name_the_problem():
         TorchDecoder(DIFF_NET).feed(10)
     with pytest.raises(ValueError, match=r"\[batch, n\]"):
         DIFF_NET(torch.tensor([1, 2]))
+
+
+SOFT_NETS = {t: TorchTransformer.from_compiled(DIFF, attention="softmax", temperature=t)
+             for t in (0.3, 1.0, 5.0)}
+
+
+@SETTINGS
+@given(st.lists(st.integers(0, 9), min_size=1, max_size=20), st.sampled_from(sorted(SOFT_NETS)))
+def test_incremental_decoder_follows_the_softmax_mode(ids, temperature):
+    net = SOFT_NETS[temperature]
+    logits, _ = torch_forward(net, ids)
+    _, rows = _decode_all(TorchDecoder(net), ids)
+    np.testing.assert_allclose(rows, logits, rtol=1e-12, atol=1e-10)
