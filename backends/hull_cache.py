@@ -78,7 +78,7 @@ class HullPool:
             extra = max(need_points, 2 * self.points.shape[0]) - self.points.shape[0]
             self.points = np.concatenate([self.points, np.zeros((extra, hk.POINT_COLS))])
             self.point_info = np.concatenate(
-                [self.point_info, np.full((extra, 2), -1, dtype=np.int64)])
+                [self.point_info, np.full((extra, 2), -1, dtype=np.int32)])
 
     @property
     def live_nodes(self) -> int:
@@ -89,7 +89,7 @@ class HullPool:
         return int(self.meta[hk.POINTS_LIVE])
 
     def live_bytes(self) -> int:
-        """Bytes of pool rows in use (a node is 7 int32, a point 5 float64 + 2 int64)."""
+        """Bytes of pool rows in use (a node is 7 int32, a point 5 float64 + 2 int32)."""
         return (self.live_nodes * self.nodes.itemsize * hk.NODE_COLS
                 + self.live_points * (self.points.itemsize * hk.POINT_COLS
                                       + self.point_info.itemsize * 2))

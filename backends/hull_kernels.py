@@ -18,7 +18,7 @@ step is one jitted function and memory is recycled across heads.
   statistics: ``latest`` heads keep (time, v0, v1) of the point's most recent insertion,
   ``average`` heads keep (count, sum v0, sum v1).  Many identical keys therefore cost O(1)
   memory and O(1) or O(log h) time.
-* ``point_info`` int64 ``[cap, 2]``: how many chains hold the point (0, 1 or 2), free-list link.
+* ``point_info`` int32 ``[cap, 2]``: how many chains hold the point (0, 1 or 2), free-list link.
 * ``head_i`` int64 ``[heads, 8]``: per chain root/first/last node, the last point touched
   (a fast path for repeated keys), the tie rule.
 * ``head_f`` float64 ``[heads, 8]``: whole-head statistics (the answer to the zero query, for
@@ -480,7 +480,21 @@ def hull_query(nodes, points, head_i, head_f, g, qx, qy):
     # Along the chain that holds the face in direction q, scores rise strictly, stay level
     # on the face, then fall strictly.  Find the first node whose successor is not higher.
     c = 0 if (qy > 0.0 or (qy == 0.0 and qx < 0.0)) else 1
+    # Finger search from the chain's end: climb the right spine while the answer can still
+    # lie left of the spine node, then descend.  Expected O(log d) for an answer d nodes from
+    # the end (look-ups of recent positions: O(1)), at most ~2x a root descent otherwise.
+    a = head_i[g, LAST0 + c]
     n = head_i[g, ROOT0 + c]
+    while True:
+        par = nodes[a, PARENT]
+        if par == -1:
+            break
+        pp = nodes[par, PT]
+        pn = nodes[nodes[par, NEXT], PT]  # par is left of `a`, so it has a successor
+        if qx * points[pn, PX] + qy * points[pn, PY] > qx * points[pp, PX] + qy * points[pp, PY]:
+            n = nodes[par, RIGHT]  # scores still rise after par: the face is to its right
+            break
+        a = par
     best = -1
     while n != -1:
         p = nodes[n, PT]
@@ -526,7 +540,7 @@ def new_pool_arrays(n_heads: int, node_capacity: int, point_capacity: int):
     """Fresh pool arrays (see module docstring) for ``n_heads`` heads, all heads empty."""
     nodes = np.full((node_capacity, NODE_COLS), -1, dtype=np.int32)
     points = np.zeros((point_capacity, POINT_COLS), dtype=np.float64)
-    point_info = np.full((point_capacity, 2), -1, dtype=np.int64)
+    point_info = np.full((point_capacity, 2), -1, dtype=np.int32)
     head_i = np.full((n_heads, HEAD_I_COLS), -1, dtype=np.int64)
     head_f = np.zeros((n_heads, HEAD_F_COLS), dtype=np.float64)
     meta = np.zeros(META_LEN, dtype=np.int64)
