@@ -4,6 +4,8 @@ globals)."""
 
 from __future__ import annotations
 
+import atexit
+import functools
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -81,14 +83,23 @@ _TRAP_NAMES = {
 }
 
 
+@functools.lru_cache(maxsize=1)
+def _engine():
+    import wasmtime
+
+    config = wasmtime.Config()
+    config.cranelift_opt_level = "none"  # compile fast: these runs are short
+    # drop the engine before interpreter shutdown tears down wasmtime's module globals
+    atexit.register(_engine.cache_clear)
+    return wasmtime.Engine(config)
+
+
 def run_wasmtime(wasm: bytes, entry: str, args: Sequence[int] = (), *,
                  input: bytes = b"") -> RunOutcome:
     """Run under wasmtime with the same env.putchar / env.getchar host functions."""
     import wasmtime
 
-    config = wasmtime.Config()
-    config.cranelift_opt_level = "none"  # compile fast: these runs are short
-    engine = wasmtime.Engine(config)
+    engine = _engine()
     store = wasmtime.Store(engine)
     module = wasmtime.Module(engine, wasm)
     output = bytearray()
