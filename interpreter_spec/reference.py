@@ -36,7 +36,8 @@ from .traps import (
 
 PAGE_SIZE = 65536
 DEFAULT_MAX_CALL_DEPTH = 10_000
-"""Frames allowed before "call stack exhausted" (the spec leaves the limit to the host)."""
+"""Function activations (the invoked function included) allowed at once; one more call traps
+with "call stack exhausted" (the spec leaves the limit to the host)."""
 DEFAULT_MAX_MEMORY_PAGES = 1024
 """memory.grow fails (returns -1) beyond this many pages (64 MiB) even if the module allows
 more; the spec permits growth to fail, and it keeps a runaway program from eating the host."""
@@ -248,7 +249,7 @@ class Machine:
         mem = self.memory
         globs = self.globals
         limit = (1 << 62) if max_steps is None else max_steps
-        max_depth = self.max_call_depth
+        max_depth = self.max_call_depth - 1  # saved frames: the running one is not among them
         binary = [BINARY.get(op) for op in range(len(Op) + 3)]
         unary = [UNARY.get(op) for op in range(len(Op) + 3)]
         loads = [None] * (len(Op) + 3)

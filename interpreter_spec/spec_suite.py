@@ -25,6 +25,7 @@ from .decoder import MalformedModule, UnsupportedFeature, decode_module
 from .module import ExternKind
 from .program import Program, flatten
 from .reference import Machine
+from .stepper import Stepper
 from .traps import StepLimitExceeded, Trap, UnsupportedAtRuntime
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -73,8 +74,9 @@ def _is_integer(values: list[dict]) -> bool:
 
 
 class _FileRunner:
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, traced: bool) -> None:
         self.folder = folder
+        self.traced = traced
         self.report = FileReport(folder.name)
         self.current: Machine | None = None
         self.current_skip: str | None = "no module yet"
@@ -151,6 +153,11 @@ class _FileRunner:
                 index = next(i for n, k, i in machine.program.exports
                              if n == action["field"] and k == ExternKind.GLOBAL)
                 results: tuple[int, ...] = (machine.globals[index],)  # type: ignore[assignment]
+            elif self.traced:
+                machine.begin(action["field"], [_value(a) for a in args])
+                for _ in Stepper(machine).run(STEP_LIMIT):
+                    pass
+                results = machine.results
             else:
                 results = machine.invoke(action["field"], [_value(a) for a in args],
                                          max_steps=STEP_LIMIT)
@@ -182,9 +189,10 @@ class _FileRunner:
                          f"{[_value(v) for v in expected]}, got {list(results)}")
 
 
-def run_spec_file(folder: Path) -> FileReport:
-    """Run one converted .wast folder (FOLDER/FOLDER.json plus its modules)."""
-    runner = _FileRunner(folder)
+def run_spec_file(folder: Path, *, traced: bool = False) -> FileReport:
+    """Run one converted .wast folder (FOLDER/FOLDER.json plus its modules), through the fast
+    loop or, with `traced`, through the stepper."""
+    runner = _FileRunner(folder, traced)
     data = json.loads((folder / f"{folder.name}.json").read_text())
     for cmd in data["commands"]:
         runner.command(cmd)

@@ -7,8 +7,8 @@ recording. Tests hold the two executors to identical results, outputs, memory an
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Iterator, Sequence
+from dataclasses import MISSING, dataclass, fields
+from typing import Callable, Iterator, Sequence
 
 from .numeric import BINARY, LOADS, M32, STORES, UNARY
 from .program import Op
@@ -61,11 +61,51 @@ class StepRecord:
     input_byte: int | None = None
 
 
+_NO_EFFECTS = {f.name: f.default for f in fields(StepRecord) if f.default is not MISSING}
+
+
+def _record(step: int, pc: int, op: Op, depth: int, popped: tuple[int, ...],
+            pushed: tuple[int, ...], next_pc: int, effects: dict | None) -> StepRecord:
+    """Build a StepRecord without the frozen dataclass __init__ (one object.__setattr__ per
+    field made it the stepper's main cost); the result is an ordinary, equal instance."""
+    values = dict(_NO_EFFECTS, step=step, pc=pc, op=op, depth=depth, popped=popped,
+                  pushed=pushed, next_pc=next_pc)
+    if effects:
+        values.update(effects)
+    record = object.__new__(StepRecord)
+    record.__dict__.update(values)
+    return record
+
+
 class Stepper:
-    """Executes `machine` one instruction per `step()` call (after `machine.begin(...)`)."""
+    """Executes `machine` one instruction per `step()` call (after `machine.begin(...)`).
+
+    One handler per opcode; a handler updates the machine and returns (popped, pushed,
+    effects), where effects names the optional StepRecord fields it sets."""
 
     def __init__(self, machine: Machine) -> None:
         self.m = machine
+        handlers: dict[Op, Callable] = {
+            Op.I32_CONST: self._const, Op.I64_CONST: self._const,
+            Op.LOCAL_GET: self._local_get, Op.LOCAL_SET: self._local_set,
+            Op.LOCAL_TEE: self._local_set, Op.GLOBAL_GET: self._global_get,
+            Op.GLOBAL_SET: self._global_set, Op.MEMORY_SIZE: self._memory_size,
+            Op.MEMORY_GROW: self._memory_grow, Op.DROP: self._drop, Op.SELECT: self._select,
+            Op.BR: self._branch, Op.BR_IF: self._branch, Op.IF: self._if,
+            Op.BR_TABLE: self._br_table, Op.RETURN: self._return, Op.CALL: self._call,
+            Op.CALL_INDIRECT: self._call_indirect, Op.PUTCHAR: self._putchar,
+            Op.GETCHAR: self._getchar, Op.CALL_HOST: self._call_host,
+            Op.UNREACHABLE: self._unreachable,
+        }
+        handlers.update({op: self._binary for op in BINARY})
+        handlers.update({op: self._unary for op in UNARY})
+        handlers.update({op: self._load for op in LOADS})
+        handlers.update({op: self._store for op in STORES})
+        missing = set(Op) - set(handlers)
+        assert not missing, f"stepper has no handler for {missing}"
+        self._handlers = [handlers[op] for op in sorted(handlers)]
+        self._binary_fns = [BINARY.get(op) for op in Op]
+        self._unary_fns = [UNARY.get(op) for op in Op]
 
     def step(self) -> StepRecord:
         m = self.m
@@ -74,13 +114,27 @@ class Stepper:
         pc = m.pc
         step_index = m.steps
         m.steps += 1
+        ins = m.program.code[pc]
+        depth = len(m.frames)
+        m.pc = pc + 1
         try:
-            return self._execute(pc, step_index)
+            popped, pushed, effects = self._handlers[ins.op](ins, pc)
         except Trap as trap:
             m.pc = pc  # as the run loop leaves it: at the trapping instruction
             if trap.pc is None:
                 trap.pc, trap.func = pc, m.func_at(pc).name
             raise
+        return _record(step_index, pc, ins.op, depth, popped, pushed, m.pc, effects)
+
+    def run(self, max_steps: int | None = None) -> Iterator[StepRecord]:
+        """Step until the invoked function returns, yielding every record. `max_steps` bounds
+        the steps of this call (StepLimitExceeded once exceeded)."""
+        budget = (1 << 62) if max_steps is None else max_steps
+        stop_at = self.m.steps + budget
+        while not self.m.done:
+            if self.m.steps >= stop_at:
+                raise StepLimitExceeded(f"stopped after {budget} instructions")
+            yield self.step()
 
     # -- helpers ------------------------------------------------------------------------------
     def _pop(self, k: int) -> tuple[int, ...]:
@@ -95,11 +149,10 @@ class Stepper:
         if address + size > len(self.m.memory):
             raise Trap(OUT_OF_BOUNDS_MEMORY)
 
-    def _enter(self, entry_pc: int, n_params: int, n_locals: int, return_pc: int,
-               extra: tuple[int, ...] = ()) -> tuple[int, ...]:
-        """Push a frame; returns the values popped (args, then `extra` already popped above)."""
+    def _enter(self, entry_pc: int, n_params: int, n_locals: int, return_pc: int) -> tuple[int, ...]:
+        """Push a frame for a callee; returns the arguments it popped."""
         m = self.m
-        if len(m.frames) >= m.max_call_depth:
+        if len(m.frames) + 1 >= m.max_call_depth:
             raise Trap(CALL_STACK_EXHAUSTED)
         if entry_pc < 0 or entry_pc == M32:
             raise UnsupportedAtRuntime("call of a function the machine cannot run")
@@ -108,161 +161,173 @@ class Stepper:
         m.locals = list(args) + [0] * n_locals
         m.base = len(m.stack)
         m.pc = entry_pc
-        return args + extra
+        return args
 
-    def _execute(self, pc: int, step_index: int) -> StepRecord:  # noqa: C901 - one case per op
+    # -- handlers: (instruction, pc) -> (popped, pushed, effects) ------------------------------
+    def _binary(self, ins, pc):
+        st = self.m.stack
+        y = st.pop()
+        x = st[-1]
+        st[-1] = r = self._binary_fns[ins.op](x, y)
+        return (x, y), (r,), None
+
+    def _unary(self, ins, pc):
+        st = self.m.stack
+        x = st[-1]
+        st[-1] = r = self._unary_fns[ins.op](x)
+        return (x,), (r,), None
+
+    def _const(self, ins, pc):
+        v = ins.a | (ins.b << 32) if ins.op == Op.I64_CONST else ins.a
+        self.m.stack.append(v)
+        return (), (v,), None
+
+    def _local_get(self, ins, pc):
+        v = self.m.locals[ins.a]
+        self.m.stack.append(v)
+        return (), (v,), None
+
+    def _local_set(self, ins, pc):
         m = self.m
-        ins = m.program.code[pc]
-        op, a, b, c = ins.op, ins.a, ins.b, ins.c
+        if ins.op == Op.LOCAL_TEE:
+            v = m.stack[-1]
+            m.locals[ins.a] = v
+            return (v,), (v,), {"local_write": (ins.a, v)}
+        v = m.stack.pop()
+        m.locals[ins.a] = v
+        return (v,), (), {"local_write": (ins.a, v)}
+
+    def _global_get(self, ins, pc):
+        v = self.m.globals[ins.a]
+        self.m.stack.append(v)
+        return (), (v,), None
+
+    def _global_set(self, ins, pc):
+        v = self.m.stack.pop()
+        self.m.globals[ins.a] = v
+        return (v,), (), {"global_write": (ins.a, v)}
+
+    def _load(self, ins, pc):
+        m = self.m
+        width, is_signed, mask = LOADS[ins.op]
+        addr = m.stack.pop()
+        ea = addr + ins.a
+        self._check_bounds(ea, width)
+        raw = int.from_bytes(m.memory[ea:ea + width], "little")
+        v = raw
+        if is_signed and raw >> (8 * width - 1):
+            v = (raw - (1 << (8 * width))) & mask
+        m.stack.append(v)
+        return (addr,), (v,), {"mem_read": MemAccess(ea, width, raw)}
+
+    def _store(self, ins, pc):
+        m = self.m
+        width = STORES[ins.op]
+        addr, v = self._pop(2)
+        ea = addr + ins.a
+        self._check_bounds(ea, width)
+        raw = v & ((1 << (8 * width)) - 1)
+        m.memory[ea:ea + width] = raw.to_bytes(width, "little")
+        return (addr, v), (), {"mem_write": MemAccess(ea, width, raw)}
+
+    def _memory_size(self, ins, pc):
+        v = self.m.memory_pages()
+        self.m.stack.append(v)
+        return (), (v,), None
+
+    def _memory_grow(self, ins, pc):
+        m = self.m
+        delta = m.stack.pop()
+        v = m.grow_memory(delta)
+        m.stack.append(v)
+        return (delta,), (v,), None
+
+    def _drop(self, ins, pc):
+        return (self.m.stack.pop(),), (), None
+
+    def _select(self, ins, pc):
+        x, y, cond = self._pop(3)
+        v = x if cond else y
+        self.m.stack.append(v)
+        return (x, y, cond), (v,), None
+
+    def _branch(self, ins, pc):
+        m = self.m
         st = m.stack
-        depth = len(m.frames)
-        nxt = pc + 1
+        conditional = ins.op == Op.BR_IF
+        if conditional and not st[-1]:
+            return (st.pop(),), (), {"taken": False}
+        cut = m.base + ins.c
+        popped = tuple(st[cut:])
+        kept_from = len(st) - conditional - ins.b
+        kept = tuple(st[kept_from:kept_from + ins.b])
+        del st[cut:]
+        st.extend(kept)
+        m.pc = ins.a
+        return popped, kept, {"taken": True}
 
-        def rec(popped=(), pushed=(), **kw) -> StepRecord:
-            return StepRecord(step_index, pc, op, depth, tuple(popped), tuple(pushed), m.pc, **kw)
+    def _if(self, ins, pc):
+        cond = self.m.stack.pop()
+        if not cond:
+            self.m.pc = ins.a
+        return (cond,), (), {"taken": not cond}
 
-        m.pc = nxt
-        if op in BINARY:
-            x, y = self._pop(2)
-            r = BINARY[op](x, y)
-            st.append(r)
-            return rec((x, y), (r,))
-        if op in UNARY:
-            (x,) = self._pop(1)
-            r = UNARY[op](x)
-            st.append(r)
-            return rec((x,), (r,))
-        if op == Op.I32_CONST:
-            st.append(a)
-            return rec((), (a,))
-        if op == Op.I64_CONST:
-            v = a | (b << 32)
-            st.append(v)
-            return rec((), (v,))
-        if op == Op.LOCAL_GET:
-            st.append(m.locals[a])
-            return rec((), (m.locals[a],))
-        if op == Op.LOCAL_SET or op == Op.LOCAL_TEE:
-            (v,) = self._pop(1)
-            m.locals[a] = v
-            if op == Op.LOCAL_TEE:
-                st.append(v)
-            return rec((v,), (v,) if op == Op.LOCAL_TEE else (), local_write=(a, v))
-        if op == Op.GLOBAL_GET:
-            v = m.globals[a]
-            st.append(v)
-            return rec((), (v,))
-        if op == Op.GLOBAL_SET:
-            (v,) = self._pop(1)
-            m.globals[a] = v
-            return rec((v,), (), global_write=(a, v))
-        if op in LOADS:
-            width, is_signed, mask = LOADS[op]
-            (addr,) = self._pop(1)
-            ea = addr + a
-            self._check_bounds(ea, width)
-            raw = int.from_bytes(m.memory[ea:ea + width], "little")
-            v = int.from_bytes(m.memory[ea:ea + width], "little", signed=is_signed) & mask
-            st.append(v)
-            return rec((addr,), (v,), mem_read=MemAccess(ea, width, raw))
-        if op in STORES:
-            width = STORES[op]
-            addr, v = self._pop(2)
-            ea = addr + a
-            self._check_bounds(ea, width)
-            raw = v & ((1 << (8 * width)) - 1)
-            m.memory[ea:ea + width] = raw.to_bytes(width, "little")
-            return rec((addr, v), (), mem_write=MemAccess(ea, width, raw))
-        if op == Op.MEMORY_SIZE:
-            v = m.memory_pages()
-            st.append(v)
-            return rec((), (v,))
-        if op == Op.MEMORY_GROW:
-            (delta,) = self._pop(1)
-            v = m.grow_memory(delta)
-            st.append(v)
-            return rec((delta,), (v,))
-        if op == Op.DROP:
-            return rec(self._pop(1), ())
-        if op == Op.SELECT:
-            x, y, cond = self._pop(3)
-            v = x if cond else y
-            st.append(v)
-            return rec((x, y, cond), (v,))
-        if op == Op.BR or op == Op.BR_IF:
-            cut = m.base + c
-            if op == Op.BR_IF:
-                cond = st[-1]
-                if not cond:
-                    self._pop(1)
-                    return rec((cond,), (), taken=False)
-            popped = tuple(st[cut:])
-            kept_from = len(st) - (1 if op == Op.BR_IF else 0) - b
-            kept = tuple(st[kept_from:kept_from + b])
-            del st[cut:]
-            st.extend(kept)
-            m.pc = a
-            return rec(popped, kept, taken=True)
-        if op == Op.IF:
-            (cond,) = self._pop(1)
-            if not cond:
-                m.pc = a
-            return rec((cond,), (), taken=not cond)
-        if op == Op.BR_TABLE:
-            (i,) = self._pop(1)
-            m.pc = nxt + min(i, a)
-            return rec((i,), (), taken=True)
-        if op == Op.RETURN:
-            popped = tuple(st[m.base:])
-            results = popped[len(popped) - a:] if a else ()
-            del st[m.base:]
-            if not m.frames:
-                st.extend(results)
-                m.done = True
-                m.results = results
-                m.pc = -1
-                return rec(popped, results)
+    def _br_table(self, ins, pc):
+        i = self.m.stack.pop()
+        self.m.pc = pc + 1 + min(i, ins.a)
+        return (i,), (), {"taken": True}
+
+    def _return(self, ins, pc):
+        m = self.m
+        st = m.stack
+        popped = tuple(st[m.base:])
+        results = popped[len(popped) - ins.a:] if ins.a else ()
+        del st[m.base:]
+        if m.frames:
             m.pc, m.locals, m.base = m.frames.pop()
-            st.extend(results)
-            return rec(popped, results)
-        if op == Op.CALL:
-            return rec(self._enter(a, b, c, nxt), ())
-        if op == Op.CALL_INDIRECT:
-            (index,) = self._pop(1)
-            fn = m.indirect_target(b, index, a)
-            return rec(self._enter(fn.entry_pc, fn.n_params, fn.n_locals, nxt, (index,)), ())
-        if op == Op.PUTCHAR:
-            (v,) = self._pop(1)
-            byte = v & 0xFF
-            m.output.append(byte)
-            st.append(byte)
-            return rec((v,), (byte,), output_byte=byte)
-        if op == Op.GETCHAR:
-            if m.input_pos < len(m.input):
-                byte = m.input[m.input_pos]
-                m.input_pos += 1
-            else:
-                byte = -1
-            st.append(byte & M32)
-            return rec((), (byte & M32,), input_byte=byte)
-        if op == Op.CALL_HOST:
-            args = self._pop(m.program.functions[a].n_params)
-            results = m.call_host(a, args)
-            st.extend(results)
-            return rec(args, results)
-        if op == Op.UNREACHABLE:
-            raise Trap(UNREACHABLE)
-        raise AssertionError(f"stepper has no case for {op!r}")  # pragma: no cover
+        else:
+            m.done = True
+            m.results = results
+            m.pc = -1
+        st.extend(results)
+        return popped, results, None
 
-    def run(self, max_steps: int | None = None) -> Iterator[StepRecord]:
-        """Step until the invoked function returns, yielding every record. `max_steps` bounds
-        the steps of this call (StepLimitExceeded once exceeded)."""
-        budget = (1 << 62) if max_steps is None else max_steps
-        stop_at = self.m.steps + budget
-        while not self.m.done:
-            if self.m.steps >= stop_at:
-                raise StepLimitExceeded(f"stopped after {budget} instructions")
-            yield self.step()
+    def _call(self, ins, pc):
+        return self._enter(ins.a, ins.b, ins.c, pc + 1), (), None
+
+    def _call_indirect(self, ins, pc):
+        index = self.m.stack.pop()
+        fn = self.m.indirect_target(ins.b, index, ins.a)
+        args = self._enter(fn.entry_pc, fn.n_params, fn.n_locals, pc + 1)
+        return args + (index,), (), None
+
+    def _putchar(self, ins, pc):
+        m = self.m
+        v = m.stack[-1]
+        byte = v & 0xFF
+        m.stack[-1] = byte
+        m.output.append(byte)
+        return (v,), (byte,), {"output_byte": byte}
+
+    def _getchar(self, ins, pc):
+        m = self.m
+        if m.input_pos < len(m.input):
+            byte = m.input[m.input_pos]
+            m.input_pos += 1
+        else:
+            byte = -1
+        m.stack.append(byte & M32)
+        return (), (byte & M32,), {"input_byte": byte}
+
+    def _call_host(self, ins, pc):
+        m = self.m
+        args = self._pop(m.program.functions[ins.a].n_params)
+        results = m.call_host(ins.a, args)
+        m.stack.extend(results)
+        return args, results, None
+
+    def _unreachable(self, ins, pc):
+        raise Trap(UNREACHABLE)
 
 
 def trace(machine: Machine, func: int | str, args: Sequence[int] = (), *,

@@ -1,0 +1,135 @@
+"""`rasp2d exec`: run a C / WAT / WASM program like a native binary.
+
+The program's output bytes go to stdout untouched, a one-line summary goes to stderr, and the
+exit status is main's return value & 0xFF. Backends are looked up in `BACKENDS`, so other
+executors (the transformer backends) plug in by adding an entry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+TRAP_EXIT = 134  # like a native program killed by SIGABRT
+STEP_LIMIT_EXIT = 124  # like `timeout`
+LOAD_ERROR_EXIT = 2
+
+
+@dataclass(frozen=True)
+class ExecRequest:
+    program: "object"  # rasp2d.interpreter_spec.program.Program
+    entry: str
+    input: bytes
+    max_steps: int | None
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    results: tuple[int, ...]  # the entry function's results (bit patterns); () when it trapped
+    output: bytes
+    steps: int  # WASM (flat-program) instructions executed
+    trap: str | None = None  # the trap, named as the spec names it, with its location
+    trace_tokens: int | None = None  # tokens generated, for backends that run a transformer
+
+
+def _run_reference(req: ExecRequest) -> ExecResult:
+    from rasp2d.interpreter_spec.reference import Machine
+    from rasp2d.interpreter_spec.traps import Trap
+
+    machine = Machine(req.program, input=req.input)  # type: ignore[arg-type]
+    fn = machine.function(req.entry)
+    try:
+        results = machine.invoke(req.entry, [0] * fn.n_params, max_steps=req.max_steps)
+    except Trap as trap:
+        return ExecResult((), bytes(machine.output), machine.steps, trap=str(trap))
+    return ExecResult(results, bytes(machine.output), machine.steps)
+
+
+BACKENDS: dict[str, Callable[[ExecRequest], ExecResult]] = {
+    "reference": _run_reference,
+}
+"""Backend name -> executor. An executor raises StepLimitExceeded past `max_steps`."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = (
+        "Output bytes are written to stdout exactly as the program writes them; a summary line\n"
+        "(instructions executed, time, rate) goes to stderr.\n\n"
+        "exit status: main's return value & 0xFF; "
+        f"{TRAP_EXIT} if the program traps (the trap is named on stderr);\n"
+        f"{STEP_LIMIT_EXIT} if --max-steps is exceeded; "
+        f"{LOAD_ERROR_EXIT} if the program cannot be loaded or compiled.")
+    parser.add_argument("program", help="program file: .c (compiled with zig cc), .wat or .wasm")
+    parser.add_argument("--backend", default="reference", choices=sorted(BACKENDS),
+                        help="executor (default: reference, the plain-Python interpreter)")
+    src = parser.add_mutually_exclusive_group()
+    src.add_argument("--input", default=None, metavar="TEXT",
+                     help="bytes getchar() returns (UTF-8); default: none (getchar gives -1)")
+    src.add_argument("--input-file", default=None, metavar="PATH",
+                     help="read getchar()'s input bytes from a file ('-' for stdin)")
+    parser.add_argument("--entry", default=None, metavar="NAME",
+                        help="exported function to run (default: main / __main_void / _start)")
+    parser.add_argument("--max-steps", type=int, default=None, metavar="N",
+                        help="stop after about N instructions (exit status "
+                             f"{STEP_LIMIT_EXIT})")
+
+
+def _input_bytes(args: argparse.Namespace) -> bytes:
+    if args.input is not None:
+        return args.input.encode()
+    if args.input_file == "-":
+        return sys.stdin.buffer.read()
+    if args.input_file is not None:
+        with open(args.input_file, "rb") as f:
+            return f.read()
+    return b""
+
+
+def run(args: argparse.Namespace) -> int:
+    from rasp2d.interpreter_spec.decoder import WasmError
+    from rasp2d.interpreter_spec.frontend import CompileError, default_entry, load_program
+    from rasp2d.interpreter_spec.program import flatten
+    from rasp2d.interpreter_spec.traps import StepLimitExceeded, Trap, UnsupportedAtRuntime
+
+    try:
+        module = load_program(args.program)
+        program = flatten(module)
+        entry = args.entry or default_entry(module)
+        program.export_func(entry)
+        request = ExecRequest(program, entry, _input_bytes(args), args.max_steps)
+    except (OSError, CompileError, WasmError, ValueError, KeyError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) else exc
+        print(f"rasp2d exec: {message}", file=sys.stderr)
+        return LOAD_ERROR_EXIT
+
+    started = time.perf_counter()
+    try:
+        result = BACKENDS[args.backend](request)
+    except Trap as trap:  # a trap during instantiation (data segments, start function)
+        result = ExecResult((), b"", 0, trap=str(trap))
+    except StepLimitExceeded as exc:
+        print(f"rasp2d exec: {exc}", file=sys.stderr)
+        return STEP_LIMIT_EXIT
+    except UnsupportedAtRuntime as exc:
+        print(f"rasp2d exec: unsupported: {exc}", file=sys.stderr)
+        return LOAD_ERROR_EXIT
+    elapsed = time.perf_counter() - started
+
+    sys.stdout.buffer.write(result.output)
+    sys.stdout.buffer.flush()
+    if result.trap is not None:
+        print(f"rasp2d exec: trap: {result.trap}", file=sys.stderr)
+        status = TRAP_EXIT
+    else:
+        status = (result.results[0] & 0xFF) if result.results else 0
+    rate = result.steps / elapsed if elapsed > 0 else float("inf")
+    summary = (f"[rasp2d exec] backend={args.backend} instructions={result.steps} "
+               f"time={elapsed:.3f}s rate={rate / 1e6:.2f}M instr/s")
+    if result.trace_tokens is not None:
+        summary += f" trace_tokens={result.trace_tokens}"
+    print(f"{summary} exit={status}", file=sys.stderr)
+    return status
