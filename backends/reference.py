@@ -6,6 +6,7 @@ is written for clarity, not speed: each step re-evaluates the whole sequence.
 
 from __future__ import annotations
 
+import bisect
 import json
 from dataclasses import dataclass
 
@@ -29,7 +30,9 @@ def evaluate(graph: Graph, token_ids: list[int], nodes: set[int] | None = None) 
                 out = list(token_ids)
             case Indices():
                 out = list(range(n))
-            case Lookup(tie=tie):
+            case Lookup(default=None):
+                out = _nearest_lookup(*args)
+            case Lookup():
                 key, query, value, default = args
                 latest: dict[int, int] = {}
                 out = []
@@ -63,6 +66,23 @@ def evaluate(graph: Graph, token_ids: list[int], nodes: set[int] | None = None) 
                 raise TypeError(f"no reference semantics for {op!r}")
         vals[nid] = out
     return vals
+
+
+def _nearest_lookup(key: list[int], query: list[int], value: list[int]) -> list[int]:
+    """Value at the key nearest the query (max of 2kq - k^2); ties to the latest position."""
+    keys: list[int] = []  # sorted distinct keys seen so far
+    last: dict[int, tuple[int, int]] = {}  # key -> (position, value) of its latest write
+    out = []
+    for i, (k, q) in enumerate(zip(key, query)):
+        if k not in last:
+            bisect.insort(keys, k)
+        last[k] = (i, value[i])
+        j = bisect.bisect_left(keys, q)
+        cands = keys[max(j - 1, 0):j + 1]
+        best = max(2 * c * q - c * c for c in cands)
+        pos, val = max(last[c] for c in cands if 2 * c * q - c * c == best)
+        out.append(val)
+    return out
 
 
 def next_token(graph: Graph, token_ids: list[int]) -> int:

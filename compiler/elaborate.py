@@ -54,6 +54,13 @@ class FracVal:
 
 
 @dataclass(frozen=True)
+class TupleVal:
+    """A compile-time tuple (e.g. the four bytes of a word): each element is its own value."""
+
+    items: tuple["Value", ...]
+
+
+@dataclass(frozen=True)
 class TieVal:
     mode: str
 
@@ -77,7 +84,7 @@ class ModuleVal:
     scope: "Scope"
 
 
-Value = NodeVal | SymVal | MeanVal | FracVal | TieVal | DictVal | DefVal | ModuleVal
+Value = NodeVal | SymVal | MeanVal | FracVal | TupleVal | TieVal | DictVal | DefVal | ModuleVal
 
 
 class Scope:
@@ -185,7 +192,20 @@ class Elaborator:
                     scope.names[item.name] = DefVal(item, scope, item.name)
                 case ast.Let():
                     scope.names[item.name] = self._let(item, scope, item.name)
+                case ast.LetTuple():
+                    self._let_tuple(item, scope, "")
         return scope
+
+    def _let_tuple(self, let: ast.LetTuple, scope: Scope, prefix: str) -> None:
+        val = self.expr(let.value, scope)
+        if not isinstance(val, TupleVal):
+            raise Rasp2dError(let.span, f"`let ({', '.join(let.names)}) = ...` needs a tuple, "
+                              f"but `{show(let.value)}` is not one")
+        if len(val.items) != len(let.names):
+            raise Rasp2dError(let.span, f"cannot unpack a tuple of {len(val.items)} into "
+                              f"{len(let.names)} names")
+        for name, item in zip(let.names, val.items):
+            scope.names[name] = self._name_value(item, prefix + name)
 
     def _import(self, imp: ast.Import, importer: str) -> ModuleVal:
         rel = Path(*imp.module).with_suffix(".rasp2d")
@@ -217,6 +237,10 @@ class Elaborator:
         val = self.expr(let.value, scope)
         if let.ann is not None:
             val = self._check_annotation(val, let)
+        return self._name_value(val, qualname)
+
+    def _name_value(self, val: Value, qualname: str) -> Value:
+        """Label a node after the `let` that named it (first name wins), for the manifest."""
         if isinstance(val, NodeVal) and val.nid not in self._named:
             g = self.graph.g
             node = g.nodes[val.nid]["node"]
@@ -293,7 +317,7 @@ class Elaborator:
                 MeanVal: "a prefix_mean (it can only be compared with a number or another prefix_mean)",
                 FracVal: "a fraction (only allowed in comparisons with a prefix_mean; use // for "
                          "integer division)",
-                TieVal: "a tie mode", DictVal: "a table literal (only allowed in table(...))",
+                TieVal: "a tie mode", TupleVal: "a tuple (take an element with x[i] or `let (a, b) = x`)", DictVal: "a table literal (only allowed in table(...))",
                 DefVal: "a function (call it with arguments)", ModuleVal: "a module"}[type(val)]
         raise Rasp2dError(e.span, f"`{show(e)}` is {what}, not a sequence value")
 
@@ -364,13 +388,28 @@ class Elaborator:
                 return self.binop(e, scope)
             case ast.IfExpr(cond=c, then=t, other=o):
                 cond = self.as_bool(self.expr(c, scope), c, "if condition")
-                tv, ov = self.expr(t, scope), self.expr(o, scope)
-                tn, on = self.unify(tv, t, ov, o, "if ... then ... else")
-                kind = self._join_kind(tn, on)
-                return self.mk(Select(cond.nid, tn.nid, on.nid), kind, e.span, show(e))
+                return self.select(cond, self.expr(t, scope), t, self.expr(o, scope), o, e)
+            case ast.TupleLit(items=items):
+                return TupleVal(tuple(self.expr(i, scope) for i in items))
+            case ast.Index(base=b, index=i):
+                tv = self.expr(b, scope)
+                if not isinstance(tv, TupleVal):
+                    raise Rasp2dError(e.span, f"`{show(b)}` is not a tuple; only tuples can be indexed")
+                if not 0 <= i < len(tv.items):
+                    raise Rasp2dError(e.span, f"index {i} out of range for a tuple of {len(tv.items)}")
+                return tv.items[i]
             case ast.Call():
                 return self.call(e, scope)
         raise Rasp2dError(e.span, f"unsupported expression `{show(e)}`")
+
+    def select(self, cond: NodeVal, tv: Value, t: ast.Expr, ov: Value, o: ast.Expr, e: ast.Expr) -> Value:
+        if isinstance(tv, TupleVal) or isinstance(ov, TupleVal):
+            if not (isinstance(tv, TupleVal) and isinstance(ov, TupleVal)) or len(tv.items) != len(ov.items):
+                raise Rasp2dError(e.span, "if ... then ... else: both branches must be tuples of one length")
+            return TupleVal(tuple(self.select(cond, a, t, b, o, e) for a, b in zip(tv.items, ov.items)))
+        tn, on = self.unify(tv, t, ov, o, "if ... then ... else")
+        kind = self._join_kind(tn, on)
+        return self.mk(Select(cond.nid, tn.nid, on.nid), kind, e.span, show(e))
 
     def name(self, e: ast.Name, scope: Scope) -> Value:
         head, *rest = e.parts
@@ -526,7 +565,10 @@ class Elaborator:
         self._call_depth += 1
         try:
             for let in d.body:
-                local.names[let.name] = self._let(let, local, f"{fn.qualname}.{let.name}")
+                if isinstance(let, ast.LetTuple):
+                    self._let_tuple(let, local, f"{fn.qualname}.")
+                else:
+                    local.names[let.name] = self._let(let, local, f"{fn.qualname}.{let.name}")
             return self.expr(d.result, local)
         finally:
             self._call_depth -= 1
@@ -570,17 +612,21 @@ class Elaborator:
                                 b["query"], "lookup key/query")
         value = self._num_or_token(b, "value", scope)
         vkind = self.graph.node(value.nid).type.kind
-        if "default" in b:
-            dv = self.expr(b["default"], scope)
-            default = self.as_token(dv, b["default"], "lookup default") if vkind == "token" \
-                else self.as_num(dv, b["default"], "lookup default")
-        else:
-            default = self.const(0 if vkind != "token" else self.graph.node(value.nid).type.lo, e.span, vkind)
         tie = self._tie(e, b, scope)
+        vt = self.graph.node(value.nid).type
+        if "default" not in b:
+            # no default: the value at the nearest key (exactly the matching key when it exists)
+            if tie == "average":
+                raise Rasp2dError(b["tie"].span, "lookup(..., tie=average) is not supported yet")
+            return self.mk(Lookup(key.nid, query.nid, value.nid, None, tie), vkind, e.span, show(e),
+                           (vt.lo, vt.hi))
+        dv = self.expr(b["default"], scope)
+        default = self.as_token(dv, b["default"], "lookup default") if vkind == "token" \
+            else self.as_num(dv, b["default"], "lookup default")
         if tie == "average":
             raise Rasp2dError(b["tie"].span, "lookup(..., tie=average) is not supported yet: the mean of "
                               "several matches is not an integer; use prefix_sum/prefix_mean or tie=latest")
-        vt, dt = self.graph.node(value.nid).type, self.graph.node(default.nid).type
+        dt = self.graph.node(default.nid).type
         kind = vkind if vkind == dt.kind else "int"
         return self.mk(Lookup(key.nid, query.nid, value.nid, default.nid, tie), kind, e.span, show(e),
                        (min(vt.lo, dt.lo), max(vt.hi, dt.hi)))

@@ -136,12 +136,17 @@ class Select:
 
 @dataclass(frozen=True)
 class Lookup:
-    """Value at the latest (or average over all) j <= i with key_j == query_i, else default."""
+    """Value at the latest j <= i with key_j == query_i, else `default`.
+
+    Without a default (None) it is the value at the *nearest* key: |key_j - query_i| minimal,
+    ties (two keys equally near, or one key written several times) to the latest j.  That is
+    exactly what the 2D head computes, and it saves the layer that checks the key.
+    """
 
     key: int
     query: int
     value: int
-    default: int
+    default: int | None
     tie: Literal["latest", "average"]
 
 
@@ -188,7 +193,7 @@ def operands(op: Op) -> tuple[int, ...]:
         case Select(c, t, o):
             return (c, t, o)
         case Lookup(key, query, value, default, _):
-            return (key, query, value, default)
+            return (key, query, value) if default is None else (key, query, value, default)
         case SelectMax(score, value, _):
             return (score, value)
         case Attend(q, k, value, _):

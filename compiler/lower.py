@@ -200,6 +200,11 @@ class Lowerer:
         return self._squares[key]
 
     def lookup(self, node: Node, op: Lookup) -> Lin:
+        if op.default is None:  # nearest key: the head's value is the answer
+            key, query, value = (self.lin[a] for a in operands(op))
+            (out,) = self.head(node, node.label, (query, Lin(const=1)), (key * 2, self.square(node, key) * -1),
+                               (value,), op.tie, (node.label,))
+            return out
         key, query, value, default = (self.lin[a] for a in operands(op))
         ksq = self.square(node, key)
         val_s, key_s = self.head(node, node.label, (query, Lin(const=1)), (key * 2, ksq * -1),
@@ -245,7 +250,7 @@ class Lowerer:
             lo, hi = self.range_of(lin)
             self._known[lin] = (max(lo, node.type.lo), min(hi, node.type.hi))
         out = self.lin[g.output]
-        return prune(Lowered(tuple(self.slots), tuple(self.heads), tuple(self.ffns), out, g.vocab))
+        return merge_heads(prune(Lowered(tuple(self.slots), tuple(self.heads), tuple(self.ffns), out, g.vocab)))
 
     def _token_pure(self, live: set[int]) -> set[int]:
         """Element-wise nodes computed from the current token alone: they live in the embedding."""
@@ -350,6 +355,44 @@ def prune(low: Lowered) -> Lowered:
     ffns = tuple(replace(b, id=i) for i, b in enumerate(sorted(keep_ffns, key=lambda b: b.output)))
     slots = tuple(s if s.id in live else replace(s, source="dead") for s in low.slots)
     return Lowered(slots, heads, ffns, low.output, low.vocab)
+
+
+def merge_heads(low: Lowered) -> Lowered:
+    """Heads with the same query, key and tie rule attend to the same positions: one head with
+    two value channels does the work of two one-channel heads (unless one feeds the other)."""
+    import networkx as nx
+    producer = {}
+    for h in low.heads:
+        for s in h.outputs:
+            producer[s] = ("head", h.id)
+    for b in low.ffns:
+        producer[b.output] = ("ffn", b.id)
+    deps = nx.DiGraph()
+    for kind, ops in (("head", low.heads), ("ffn", low.ffns)):
+        for op in ops:
+            deps.add_node((kind, op.id))
+            for s in op.inputs():
+                if s in producer:
+                    deps.add_edge(producer[s], (kind, op.id))
+    groups: dict[tuple, list[Head]] = {}
+    for h in low.heads:
+        groups.setdefault((h.q, h.k, h.tie), []).append(h)
+    merged: list[Head] = []
+    for hs in groups.values():
+        waiting = [h for h in hs if len(h.v) == 1]
+        merged += [h for h in hs if len(h.v) != 1]
+        while waiting:
+            a = waiting.pop(0)
+            partner = next((b for b in waiting if not nx.has_path(deps, ("head", a.id), ("head", b.id))
+                            and not nx.has_path(deps, ("head", b.id), ("head", a.id))), None)
+            if partner is None:
+                merged.append(a)
+                continue
+            waiting.remove(partner)
+            merged.append(replace(a, label=f"{a.label} | {partner.label}", v=a.v + partner.v,
+                                  outputs=a.outputs + partner.outputs))
+    heads = tuple(replace(h, id=i) for i, h in enumerate(sorted(merged, key=lambda h: min(h.outputs))))
+    return replace(low, heads=heads)
 
 
 def lower(graph: Graph) -> Lowered:

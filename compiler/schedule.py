@@ -42,23 +42,42 @@ def schedule(low: Lowered) -> Schedule:
         producer[b.output] = ("ffn", b.id)
     head_layer = [0] * len(low.heads)
     ffn_layer = [0] * len(low.ffns)
-    # heads and blocks were created in dependency order by the lowering
-    ops = sorted([("head", h.id, min(h.outputs)) for h in low.heads] +
-                 [("ffn", b.id, b.output) for b in low.ffns], key=lambda t: t[2])
-    for kind, oid, _ in ops:
-        if kind == "head":
-            h = low.heads[oid]
-            s_in = max((write[s] for s in h.inputs()), default=0)
-            layer = (s_in + 1) // 2
-            head_layer[oid] = layer
-            for s in h.outputs:
-                write[s] = 2 * layer + 1
-        else:
-            b = low.ffns[oid]
-            s_in = max((write[s] for s in b.inputs()), default=0)
-            layer = s_in // 2
-            ffn_layer[oid] = layer
-            write[b.output] = 2 * layer + 2
+    done: set[tuple[str, int]] = set()
+
+    def place(kind: str, oid: int) -> None:
+        """Place an op after placing the producers of its inputs (depth-first, memoised)."""
+        stack = [(kind, oid, False)]
+        visiting: set[tuple[str, int]] = set()
+        while stack:
+            k, i, ready = stack.pop()
+            if (k, i) in done:
+                continue
+            if not ready:
+                if (k, i) in visiting:
+                    raise AssertionError(f"dependency cycle through {k} {i} (internal error)")
+                visiting.add((k, i))
+            op = low.heads[i] if k == "head" else low.ffns[i]
+            deps = [producer[s] for s in op.inputs() if s in producer and producer[s] not in done]
+            if deps and not ready:
+                stack.append((k, i, True))
+                stack.extend((dk, di, False) for dk, di in deps)
+                continue
+            s_in = max((write[s] for s in op.inputs()), default=0)
+            if k == "head":
+                layer = (s_in + 1) // 2
+                head_layer[i] = layer
+                for s in op.outputs:
+                    write[s] = 2 * layer + 1
+            else:
+                layer = s_in // 2
+                ffn_layer[i] = layer
+                write[op.output] = 2 * layer + 2
+            done.add((k, i))
+
+    for h in low.heads:
+        place("head", h.id)
+    for b in low.ffns:
+        place("ffn", b.id)
     n_layers = max([l + 1 for l in head_layer] + [l + 1 for l in ffn_layer] + [1])
     final = 2 * n_layers
     last = [-1] * len(low.slots)

@@ -73,6 +73,17 @@ class IfExpr(Expr):
 
 
 @dataclass(frozen=True)
+class TupleLit(Expr):
+    items: tuple[Expr, ...]
+
+
+@dataclass(frozen=True)
+class Index(Expr):
+    base: Expr
+    index: int
+
+
+@dataclass(frozen=True)
 class TypeAnn:
     span: Span
     kind: str  # int | bool | token
@@ -89,11 +100,20 @@ class Let:
 
 
 @dataclass(frozen=True)
+class LetTuple:
+    """let (a, b, c) = expr: destructures a tuple value."""
+
+    span: Span
+    names: tuple[str, ...]
+    value: Expr
+
+
+@dataclass(frozen=True)
 class Def:
     span: Span
     name: str
     params: tuple[str, ...]
-    body: tuple[Let, ...]
+    body: tuple["Let | LetTuple", ...]
     result: Expr
 
 
@@ -123,7 +143,7 @@ class Emit:
     value: Expr
 
 
-Item = Vocab | Setting | Import | Def | Let | Emit
+Item = Vocab | Setting | Import | Def | Let | LetTuple | Emit
 
 
 @dataclass(frozen=True)

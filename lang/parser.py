@@ -140,6 +140,19 @@ class _ToAst(Transformer):
         return ast.UnaryOp(self._span(meta), "-", items[0])
 
     @v_args(meta=True)
+    def tuple_lit(self, meta, items):
+        return ast.TupleLit(self._span(meta), tuple(items))
+
+    @v_args(meta=True)
+    def index(self, meta, items):
+        return ast.Index(self._span(meta), items[0], int(items[1]))
+
+    @v_args(meta=True)
+    def let_tuple(self, meta, items):
+        *names, value = items
+        return ast.LetTuple(self._span(meta), tuple(str(n) for n in names), value)
+
+    @v_args(meta=True)
     def if_expr(self, meta, items):
         return ast.IfExpr(self._span(meta), *items)
 
