@@ -271,6 +271,7 @@ class Machine:
         I32_ADD = Op.I32_ADD.value
         I32_SUB = Op.I32_SUB.value
         I32_AND = Op.I32_AND.value
+        I32_XOR = Op.I32_XOR.value
         I32_SHL = Op.I32_SHL.value
         I32_EQZ = Op.I32_EQZ.value
         I32_EQ = Op.I32_EQ.value
@@ -318,10 +319,10 @@ class Machine:
                 elif op == I32_ADD:
                     y = pop()
                     st[-1] = (st[-1] + y) & 0xFFFFFFFF
-                elif op == LOCAL_SET:
-                    loc[a] = pop()
                 elif op == LOCAL_TEE:
                     loc[a] = st[-1]
+                elif op == LOCAL_SET:
+                    loc[a] = pop()
                 elif op == BR_IF_JUMP:
                     if pop():
                         pc = a
@@ -336,6 +337,11 @@ class Machine:
                     pc = a
                     if n > limit:
                         raise StepLimitExceeded
+                elif op == I64_CONST:
+                    push(a)
+                elif op == I32_XOR:
+                    y = pop()
+                    st[-1] ^= y
                 elif op == I32_AND:
                     y = pop()
                     st[-1] &= y
@@ -412,8 +418,6 @@ class Machine:
                     pc, loc, base = frames.pop()
                 elif op == DROP:
                     pop()
-                elif op == I64_CONST:
-                    push(a)
                 elif op == BR_IF:
                     if pop():
                         if b:

@@ -6,6 +6,7 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 from rasp2d.interpreter_spec.decoder import decode_module
 from rasp2d.interpreter_spec.frontend import default_entry, load_program, wat_to_wasm
@@ -13,6 +14,7 @@ from rasp2d.interpreter_spec.program import Op, flatten
 from rasp2d.interpreter_spec.reference import Machine
 from rasp2d.interpreter_spec.stepper import MemAccess, StepRecord, Stepper, trace
 from rasp2d.interpreter_spec.traps import StepLimitExceeded, Trap
+from wasm_programs import main_args, wat_modules
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "wasm"
 
@@ -147,3 +149,31 @@ def test_traced_sudoku_matches_the_fast_run():
     n = sum(1 for _ in trace(traced, entry))
     assert (traced.results, traced.output, traced.memory, traced.steps, n) == (
         fast.results, fast.output, fast.memory, fast.steps, fast.steps)
+
+
+def _assert_static_heights_hold(m: Machine, func: str, args=()) -> int:
+    """Steps `func`, checking len(stack) - base == program.heights[pc] before every step."""
+    m.begin(func, args)
+    stepper = Stepper(m)
+    heights = m.program.heights
+    n = 0
+    while not m.done:
+        assert len(m.stack) - m.base == heights[m.pc], f"pc {m.pc}"
+        try:
+            stepper.step()
+        except Trap:
+            break
+        n += 1
+    return n
+
+
+@pytest.mark.parametrize("name", ["hungarian", "primes", "collatz"])
+def test_static_heights_match_the_running_stack_on_examples(name):
+    module = load_program(EXAMPLES / f"{name}.c")
+    assert _assert_static_heights_hold(Machine(flatten(module)), default_entry(module)) > 1000
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(wat_modules(), main_args)
+def test_static_heights_match_the_running_stack_on_random_programs(wat, args):
+    _assert_static_heights_hold(machine(wat), "main", args)
