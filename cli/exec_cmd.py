@@ -8,6 +8,7 @@ executors (the transformer backends) plug in by adding an entry.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ class ExecRequest:
     entry: str
     input: bytes
     max_steps: int | None
+    module: "object" = None  # the decoded Module (the token format needs its local types)
+    trace_tokens: bool = False  # also count the WASM machine's trace tokens (slower)
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,23 @@ def _run_reference(req: ExecRequest) -> ExecResult:
     except Trap as trap:
         return ExecResult((), bytes(machine.output), machine.steps, trap=str(trap))
     return ExecResult(results, bytes(machine.output), machine.steps)
+
+
+def _trace_tokens(req: ExecRequest) -> int | None:
+    """Tokens the WASM machine's trace of this run has (interpreter_spec/TRACE_FORMAT.md): a
+    second, traced run that only counts (about 15x the plain run's time, not timed)."""
+    from rasp2d.interpreter_spec.layout import TraceFormatError
+    from rasp2d.interpreter_spec.program import Program
+    from rasp2d.interpreter_spec.trace import trace_stats
+
+    assert isinstance(req.program, Program)
+    n_params = req.program.functions[req.program.export_func(req.entry)].n_params
+    try:
+        return trace_stats(req.module, req.entry, [0] * n_params, req.input,  # type: ignore[arg-type]
+                           req.max_steps).trace_tokens
+    except TraceFormatError as exc:
+        print(f"rasp2d exec: no trace tokens: {exc}", file=sys.stderr)
+        return None
 
 
 BACKENDS: dict[str, Callable[[ExecRequest], ExecResult]] = {
@@ -73,6 +93,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="read getchar()'s input bytes from a file ('-' for stdin)")
     parser.add_argument("--entry", default=None, metavar="NAME",
                         help="exported function to run (default: main / __main_void / _start)")
+    parser.add_argument("--trace-tokens", action="store_true",
+                        help="also count the tokens of the transformer machine's trace "
+                             "(reference backend; re-runs the program traced, ~15x slower)")
     parser.add_argument("--max-steps", type=int, default=None, metavar="N",
                         help="stop after about N instructions (exit status "
                              f"{STEP_LIMIT_EXIT})")
@@ -100,7 +123,8 @@ def run(args: argparse.Namespace) -> int:
         program = flatten(module)
         entry = args.entry or default_entry(module)
         program.export_func(entry)
-        request = ExecRequest(program, entry, _input_bytes(args), args.max_steps)
+        request = ExecRequest(program, entry, _input_bytes(args), args.max_steps, module,
+                              args.trace_tokens)
     except (OSError, CompileError, WasmError, ValueError, KeyError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) else exc
         print(f"rasp2d exec: {message}", file=sys.stderr)
@@ -118,6 +142,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"rasp2d exec: unsupported: {exc}", file=sys.stderr)
         return LOAD_ERROR_EXIT
     elapsed = time.perf_counter() - started
+    if request.trace_tokens and result.trace_tokens is None and args.backend == "reference":
+        result = dataclasses.replace(result, trace_tokens=_trace_tokens(request))
 
     sys.stdout.buffer.write(result.output)
     sys.stdout.buffer.flush()
@@ -130,6 +156,7 @@ def run(args: argparse.Namespace) -> int:
     summary = (f"[rasp2d exec] backend={args.backend} instructions={result.steps} "
                f"time={elapsed:.3f}s rate={rate / 1e6:.2f}M instr/s")
     if result.trace_tokens is not None:
-        summary += f" trace_tokens={result.trace_tokens}"
+        summary += (f" trace_tokens={result.trace_tokens} "
+                    f"({result.trace_tokens / max(1, result.steps):.2f}/instr)")
     print(f"{summary} exit={status}", file=sys.stderr)
     return status

@@ -50,7 +50,8 @@ class TraceRun:
     """A traced run. `tokens = prompt + trace`; the prompt ends with the first step's entry.
 
     Exactly one of `results` (the entry function returned: `HALT`), `trap` (`TRAP_<name>`) and
-    `stopped_early` (the step limit was reached; no end token) describes how it ended.
+    `stopped_early` (the step limit was reached; no end token) describes how it ended. A run made
+    with `keep_tokens=False` only counts: `trace` and the step arrays are empty.
     """
 
     prompt: tuple[str, ...]
@@ -62,6 +63,8 @@ class TraceRun:
     trap: str | None
     output: bytes
     stopped_early: bool
+    instructions: int  # steps executed (the trapping one included)
+    trace_token_count: int  # len(trace) when the tokens were kept
 
     @property
     def tokens(self) -> tuple[str, ...]:
@@ -69,20 +72,36 @@ class TraceRun:
 
     @property
     def n_steps(self) -> int:
-        return len(self.step_pcs)
+        return self.instructions
 
     @property
     def tokens_per_instruction(self) -> float:
         """Generated tokens per executed instruction (the first entry sits in the prompt)."""
-        return len(self.trace) / max(1, self.n_steps)
+        return self.trace_token_count / max(1, self.instructions)
 
     def step(self, i: int) -> TraceStep:
+        if len(self.step_pcs) != self.instructions:
+            raise ValueError("this run only counted tokens (keep_tokens=False)")
         start, pc = self.step_starts[i], self.step_pcs[i]
         first = self.prompt[start] if start < len(self.prompt) else self.trace[start - len(self.prompt)]
         return TraceStep(start, start if first == "M" else start + 2, pc, self.program.code[pc].op)
 
     def steps(self) -> Iterator[TraceStep]:
         return (self.step(i) for i in range(self.n_steps))
+
+    def listing(self, max_steps: int | None = None) -> str:
+        """One line per step: pc, instruction, its entry tokens | its body tokens."""
+        tokens = self.tokens
+        n = self.n_steps if max_steps is None else min(max_steps, self.n_steps)
+        lines = []
+        for i in range(n):
+            s = self.step(i)
+            end = self.step_starts[i + 1] if i + 1 < self.n_steps else len(tokens)
+            ins = self.program.code[s.pc]
+            entry = " ".join(tokens[s.start:s.anchor + 1])
+            body = " ".join(tokens[s.anchor + 1:end])
+            lines.append(f"{s.pc:5d} {ins.op.text:<16} {entry:<14} | {body}")
+        return "\n".join(lines)
 
 
 # Body kinds, decided per pc once (see TRACE_FORMAT.md, "Trace").
@@ -128,8 +147,10 @@ def _body_kinds(layout: Layout) -> list[tuple[int, int]]:
 
 def run_traced(program: Module | Layout, entry: int | str, args: Sequence[int] = (),
                input_bytes: bytes = b"", max_steps: int | None = None, *,
-               max_memory_pages: int = DEFAULT_MAX_MEMORY_PAGES) -> TraceRun:
-    """Run `entry(*args)` on `input_bytes`, emitting the prompt and every step's tokens."""
+               max_memory_pages: int = DEFAULT_MAX_MEMORY_PAGES,
+               keep_tokens: bool = True) -> TraceRun:
+    """Run `entry(*args)` on `input_bytes`, emitting the prompt and every step's tokens
+    (`keep_tokens=False`: the same tokens are produced but only counted, in bounded memory)."""
     layout = as_layout(program)
     prog = layout.program
     fn = entry_function(layout, entry)
@@ -160,18 +181,23 @@ def run_traced(program: Module | Layout, entry: int | str, args: Sequence[int] =
     trap: str | None = None
     stopped = False
     budget = -1 if max_steps is None else max_steps
+    flushed = 0  # tokens counted and dropped (keep_tokens=False)
+    executed = 0
     while not machine.done:
         if budget == 0:
             stopped = True
             break
         budget -= 1
+        executed += 1
         pc = machine.pc
-        if entry_tokens is None:
-            starts.append(base - 3)
-        else:
-            starts.append(base + len(out))
+        if keep_tokens:
+            starts.append(base - 3 if entry_tokens is None else base + len(out))
+            pcs.append(pc)
+        elif len(out) > 65536:
+            flushed += len(out)
+            out.clear()
+        if entry_tokens is not None:
             out += entry_tokens
-        pcs.append(pc)
         kind, w = kinds[pc]
         f = fields[pc]
         fb = fbs[-1]
@@ -229,9 +255,9 @@ def run_traced(program: Module | Layout, entry: int | str, args: Sequence[int] =
         else:
             assert r.next_pc == pc + 1 and code[pc].op not in JUMPING_ALWAYS
             entry_tokens = ["M"]
-    return TraceRun(tuple(prompt), tuple(out), prog, starts, pcs,
+    return TraceRun(tuple(prompt), tuple(out) if keep_tokens else (), prog, starts, pcs,
                     machine.results if machine.done else None, trap, bytes(machine.output),
-                    stopped)
+                    stopped, executed, flushed + len(out))
 
 
 @dataclass(frozen=True)
@@ -284,9 +310,9 @@ class TraceStats:
 
 def trace_stats(program: Module | Layout, entry: int | str, args: Sequence[int] = (),
                 input_bytes: bytes = b"", max_steps: int | None = None) -> TraceStats:
-    """Token counts of a traced run (for `rasp2d exec --backend reference`)."""
-    run = run_traced(program, entry, args, input_bytes, max_steps)
-    return TraceStats(len(run.prompt), len(run.trace), run.n_steps)
+    """Token counts of a traced run (for `rasp2d exec --backend reference`), in bounded memory."""
+    run = run_traced(program, entry, args, input_bytes, max_steps, keep_tokens=False)
+    return TraceStats(len(run.prompt), run.trace_token_count, run.instructions)
 
 
 __all__ = ["TraceRun", "TraceStep", "run_traced", "DecodedTrace", "decode_trace", "TraceStats",

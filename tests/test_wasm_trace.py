@@ -249,10 +249,13 @@ def test_feature_programs(features, entry, args, input_bytes, outcome):
 
 def test_call_stack_is_the_16_bit_frame_base(features):
     run = assert_trace_is_exact(features, "deep", (0,))
-    report = check_trace(features, run.tokens, "deep", (0,), run=run)
+    bases = [int(hi[2:], 16) * 256 + int(lo[2:], 16)
+             for hi, lo in zip(run.trace, run.trace[1:]) if hi.startswith("FH")]
     frame = features.frames[features.program.export_func("deep")]
-    # the last frame that fit, plus one more frame of this size, would pass 0xFFFF
-    assert report.max_frame_base <= 0xFFFF < report.max_frame_base + frame.fo + 1
+    # frames are fo + 1 slots apart (params, locals, the unused slot, the argument pushed);
+    # the last one that fit, plus one more frame of this size, would pass 0xFFFF
+    assert bases == list(range(bases[0], bases[-1] + 1, frame.fo + 1))
+    assert bases[-1] <= 0xFFFF < bases[-1] + frame.fo + 1
     assert run.trap == "call stack exhausted"
 
 
@@ -537,3 +540,19 @@ def test_random_trap_free_programs_halt(src, args):
     layout = build_layout(load_program(src, kind="wat"))
     run = assert_trace_is_exact(layout, "main", args, b"", max_steps=200_000)
     assert run.trace[-1] == "HALT"
+
+
+def test_exec_cli_prints_trace_tokens(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "ex.wat"
+    path.write_text(WORKED_EXAMPLE)
+    proc = subprocess.run([sys.executable, "-m", "rasp2d.cli.main", "exec", str(path),
+                           "--trace-tokens"], capture_output=True, timeout=120)
+    summary = proc.stderr.decode()
+    # main(0): the loop exits at once, then twice(21) = 42
+    run = run_traced(build_layout(load_program(str(path))), "main", (0,))
+    per = len(run.trace) / run.n_steps
+    assert proc.returncode == 42, summary
+    assert f"trace_tokens={len(run.trace)} ({per:.2f}/instr)" in summary
