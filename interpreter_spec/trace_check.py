@@ -28,7 +28,7 @@ from .layout import STORE_BYTES, Fields, Layout, as_layout, entry_function, fixe
 from .module import Module
 from .numeric import LOADS, M32
 from .program import LOAD_OPS, STORE_OPS, Op
-from .reference import PAGE_SIZE, Machine
+from .reference import DEFAULT_MAX_MEMORY_PAGES, PAGE_SIZE, Machine
 from .stepper import Stepper
 from .trace import TraceRun
 from .traps import (
@@ -240,7 +240,8 @@ class CheckReport:
 
 def check_trace(program: Module | Layout, tokens: Sequence[str], entry: int | str,
                 args: Sequence[int] = (), input_bytes: bytes = b"",
-                run: TraceRun | None = None, *, check_every: int = 1) -> CheckReport:
+                run: TraceRun | None = None, *, check_every: int = 1,
+                max_memory_pages: int = DEFAULT_MAX_MEMORY_PAGES) -> CheckReport:
     """Replay `tokens` (see module doc) against a fresh reference run of `entry(*args)`; raises
     ReplayError at the first disagreement. With `run`, its step alignment (start index, pc of
     every step) must match the replay's. `check_every` > 1 compares locals, globals and the
@@ -267,7 +268,8 @@ def check_trace(program: Module | Layout, tokens: Sequence[str], entry: int | st
         raise ReplayError(f"RUN enters pc {view.entry_pc} with {view.entry_locals} locals; "
                           f"{fn.name} starts at {fn.entry_pc} with {fn.n_locals}")
 
-    machine = Machine(prog, input=bytes(input_bytes), max_call_depth=FRAME_BASE_MAX + 2)
+    machine = Machine(prog, input=bytes(input_bytes), max_call_depth=FRAME_BASE_MAX + 2,
+                      max_memory_pages=max_memory_pages)
     if machine.max_pages != view.max_pages or machine.memory_pages() != view.pages:
         raise ReplayError("DATA pages do not match the instantiated memory")
     machine.begin(fn.index, args)

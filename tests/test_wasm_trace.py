@@ -556,3 +556,13 @@ def test_exec_cli_prints_trace_tokens(tmp_path):
     per = len(run.trace) / run.n_steps
     assert proc.returncode == 42, summary
     assert f"trace_tokens={len(run.trace)} ({per:.2f}/instr)" in summary
+
+
+def test_memory_limit_travels_in_the_prompt(features):
+    """DATA's maximum is the machine's page limit, so memory.grow fails the same way."""
+    run = run_traced(features, "main", (1, 0), b"", max_memory_pages=1)
+    data = run.prompt.index("DATA")
+    assert run.prompt[data + 1:data + 5] == ("B01", "B00", "B01", "B00")
+    check_trace(features, run.tokens, "main", (1, 0), b"", run=run, max_memory_pages=1)
+    with pytest.raises(ReplayError, match="pages"):
+        check_trace(features, run.tokens, "main", (1, 0), b"", run=run)
