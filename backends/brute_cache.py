@@ -3,44 +3,17 @@
 It stores every key and value and scores them all on each query, exactly as the machine
 semantics read (``q0*k0 + q1*k1`` per key, maximisers = scores equal to the maximum, sums
 in time order).  It needs no exactness contract: it *is* the float64 semantics, so it checks
-:class:`~rasp2d.backends.hull_cache.HullKVCache` and gives the speed baseline.
+:class:`~rasp2d.backends.hull_cache.HullKVCache` and gives the speed baseline.  The scan
+itself is :func:`rasp2d.backends.hull_kernels.brute_query` (shared with the jitted step).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from rasp2d.backends.hull_cache import tie_code
-from rasp2d.backends.hull_kernels import LATEST_TIE
+from rasp2d.backends.hull_kernels import brute_query
 from rasp2d.backends.model_file import LATEST
-
-
-@njit(cache=True)
-def brute_query(keys, values, g, n, qx, qy, tie):
-    """Hard-max over the first ``n`` entries of head ``g`` (``keys``/``values`` ``[G, cap, 2]``,
-    entries in time order).  Returns ``(o0, o1)``."""
-    best = qx * keys[g, 0, 0] + qy * keys[g, 0, 1]
-    j_best = 0
-    cnt = 1.0
-    s0 = values[g, 0, 0]
-    s1 = values[g, 0, 1]
-    for j in range(1, n):
-        s = qx * keys[g, j, 0] + qy * keys[g, j, 1]
-        if s > best:
-            best = s
-            j_best = j
-            cnt = 1.0
-            s0 = values[g, j, 0]
-            s1 = values[g, j, 1]
-        elif s == best:
-            j_best = j  # entries are in time order: the last tie is the latest
-            cnt += 1.0
-            s0 += values[g, j, 0]
-            s1 += values[g, j, 1]
-    if tie == LATEST_TIE:
-        return values[g, j_best, 0], values[g, j_best, 1]
-    return s0 / cnt, s1 / cnt
 
 
 class BruteKVCache:

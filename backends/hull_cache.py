@@ -70,15 +70,11 @@ class HullPool:
         meta = self.meta
         need_nodes = int(meta[hk.NODE_HW]) + 2 * n
         if need_nodes > self.nodes.shape[0]:
-            extra = max(need_nodes, 2 * self.nodes.shape[0]) - self.nodes.shape[0]
-            self.nodes = np.concatenate(
-                [self.nodes, np.full((extra, hk.NODE_COLS), -1, dtype=np.int32)])
+            self.nodes = _grown(self.nodes, need_nodes)
         need_points = int(meta[hk.POINT_HW]) + n
         if need_points > self.points.shape[0]:
-            extra = max(need_points, 2 * self.points.shape[0]) - self.points.shape[0]
-            self.points = np.concatenate([self.points, np.zeros((extra, hk.POINT_COLS))])
-            self.point_info = np.concatenate(
-                [self.point_info, np.full((extra, 2), -1, dtype=np.int32)])
+            self.points = _grown(self.points, need_points)
+            self.point_info = _grown(self.point_info, need_points)
 
     @property
     def live_nodes(self) -> int:
@@ -97,6 +93,14 @@ class HullPool:
     def allocated_bytes(self) -> int:
         return sum(a.nbytes for a in (self.nodes, self.points, self.point_info, self.head_i,
                                       self.head_f, self.meta))
+
+
+def _grown(a: np.ndarray, need: int) -> np.ndarray:
+    """A copy of ``a`` with at least ``need`` rows (doubling); rows past the old end are
+    uninitialised: the kernels write every field of a row when they allocate it."""
+    out = np.empty((max(need, 2 * a.shape[0]),) + a.shape[1:], dtype=a.dtype)
+    out[: a.shape[0]] = a
+    return out
 
 
 def raise_for(code: int, where: str = "") -> None:

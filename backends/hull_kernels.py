@@ -1,11 +1,19 @@
-"""Numba kernels of the hull key/value cache: exact predicates, treap-backed hull chains.
+"""All jitted code of the hull runtime: exact predicates, treap-backed hull chains, the brute
+scan, and the per-token decoding step that inlines them.
+
+Why one module: numba's on-disk cache (``cache=True``) is invalidated only when the file
+*defining* a function changes, not when a function it inlines from another file changes.
+Keeping every jitted function that is inlined into the decoding step in this one file means
+an edit here can never leave a stale compiled step behind.  Hot helpers are inlined at
+numba-IR level (``inline='always'``) and compiled without reference counting
+(``_nrt=False``: they never allocate), which removes the per-call cost of passing arrays.
 
 Hard-max attention with 2-dimensional keys asks, for a query direction ``q``, which keys
 maximise ``q . k``.  Those keys all lie on one face of the keys' convex hull (a vertex or an
 edge), so only hull points need to be kept and a query is a search along the hull's upper
-chain (``q_y > 0``) or lower chain (``q_y < 0``).  This module holds everything that runs in
-the hot loop; :mod:`rasp2d.backends.hull_cache` wraps it for Python callers and
-:mod:`rasp2d.backends.hull_runtime` calls it from the jitted decoding step.
+chain (``q_y > 0``) or lower chain (``q_y < 0``).  :mod:`rasp2d.backends.hull_cache` wraps
+the head operations for Python callers; :mod:`rasp2d.backends.hull_runtime` drives
+:func:`decode_step` / :func:`decode_loop`.
 
 Storage ("pool"): all heads of a model share one pool of plain arrays, so a whole decoding
 step is one jitted function and memory is recycled across heads.
@@ -19,8 +27,9 @@ step is one jitted function and memory is recycled across heads.
   ``average`` heads keep (count, sum v0, sum v1).  Many identical keys therefore cost O(1)
   memory and O(1) or O(log h) time.
 * ``point_info`` int32 ``[cap, 2]``: how many chains hold the point (0, 1 or 2), free-list link.
-* ``head_i`` int64 ``[heads, 8]``: per chain root/first/last node, the last point touched
-  (a fast path for repeated keys), the tie rule.
+* ``head_i`` int64 ``[heads, 10]``: per chain root/first/last node and the last answer node
+  (a finger: slowly moving answers cost O(1)), the last point touched (a fast path for
+  repeated keys), the tie rule.
 * ``head_f`` float64 ``[heads, 8]``: whole-head statistics (the answer to the zero query, for
   which every key ties), max |k_x|, max |k_y|, sum |v0|, sum |v1| (exactness guards).
 * ``meta`` int64 ``[8]``: allocation high-water marks, free lists, PRNG state, live counts.
@@ -39,9 +48,14 @@ Averages need exact sums: ``average`` heads require integer values with running 
 ``|v|`` below ``2^53``.  Violations are reported as error codes, never approximated.
 
 Costs (h = distinct points on the hull, k = distinct points on the maximising face):
-query O(log h + k) expected; insert expected amortised O(log h) (search, O(1) expected
-rotations, each point is removed from a chain at most once); a key equal to the last one
-inserted by the same head costs O(1).
+query O(log h + k) expected: O(1) + k when the answer is the previous answer or its
+successor (look-ups of position i - c, stack tops, running maxima), else a finger search
+from the chain's end, O(log d) expected for an answer d nodes from the end.  Insert:
+expected amortised O(log h) (a search, O(1) expected rotations, and each point leaves a
+chain at most once); O(1) when the key is beyond the chain's end (keys growing with the
+position) or equals the head's previous key.  Memory: one point row (40 B + 8 B) per
+distinct hull point plus one node row (28 B) per chain holding it; keys strictly inside
+the hull cost nothing.  Treap priorities come from a fixed-seed xorshift, so runs repeat.
 """
 
 from __future__ import annotations
@@ -60,8 +74,8 @@ POINT_COLS = 5
 # point_info columns
 REFS, FREE_LINK = 0, 1
 # head_i columns: roots (chain 0 = upper, 1 = lower), first, last nodes, last point, tie
-ROOT0, FIRST0, LAST0, LAST_POINT, TIE = 0, 2, 4, 6, 7
-HEAD_I_COLS = 8
+ROOT0, FIRST0, LAST0, LAST_POINT, TIE, FINGER0 = 0, 2, 4, 6, 7, 8
+HEAD_I_COLS = 10
 # head_f columns: whole-head statistics (as point columns A, B, C), guards, insert count
 GA, GB, GC, MAX_KX, MAX_KY, SUM_ABS_V0, SUM_ABS_V1, N_INSERTS = 0, 1, 2, 3, 4, 5, 6, 7
 HEAD_F_COLS = 8
@@ -85,11 +99,18 @@ ERR_VALUE_NOT_INTEGER = 5
 ERR_SUM_RANGE = 6
 ERR_CAPACITY = 7
 
+# row bank layout of rasp2d.backends.sparse_program (defined here: the jitted step reads it)
+HEADS, UNITS, UNEMBED = 0, 1, 2  # index into `bases`
+HEAD_ROWS = 8  # q0 q1 k0 k1 v0 v1 out0 out1
+UNIT_ROWS = 3  # gate value out
+# decode_loop status codes
+DONE, NEED_ROOM, FAILED = 0, 1, 2
+
 _SPLITTER = 134217729.0  # 2^27 + 1, Veltkamp splitting constant
 
 
 # ----------------------------------------------------------------------------- predicates
-@njit(cache=True)
+@njit(cache=True, _nrt=False, inline='always')
 def _product_error(a, b, p):
     """Exact ``a*b - p`` for ``p = fl(a*b)`` (Dekker's two-product, no FMA needed)."""
     c = _SPLITTER * a
@@ -101,7 +122,7 @@ def _product_error(a, b, p):
     return ((ah * bh - p) + ah * bl + al * bh) + al * bl
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False, inline='always')
 def compare_products(a, b, c, d):
     """Sign of ``a*b - c*d``, exact for finite doubles below ~2^996 in magnitude."""
     p = a * b
@@ -119,7 +140,7 @@ def compare_products(a, b, c, d):
     return 0
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False, inline='always')
 def orient(ox, oy, ax, ay, bx, by):
     """Sign of the cross product ``(a - o) x (b - o)``: +1 left turn, -1 right turn, 0 collinear.
 
@@ -128,7 +149,7 @@ def orient(ox, oy, ax, ay, bx, by):
 
 
 # ----------------------------------------------------------------------------- allocation
-@njit(cache=True)
+@njit(cache=True, _nrt=False, inline='always')
 def _alloc_node(nodes, meta):
     x = meta[NODE_FREE]
     if x != -1:
@@ -152,7 +173,7 @@ def _alloc_node(nodes, meta):
     return x
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False, inline='always')
 def _free_node(nodes, meta, x):
     nodes[x, PT] = -1
     nodes[x, NEXT] = meta[NODE_FREE]
@@ -160,7 +181,7 @@ def _free_node(nodes, meta, x):
     meta[NODES_LIVE] -= 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False, inline='always')
 def _alloc_point(points, point_info, meta):
     p = meta[POINT_FREE]
     if p != -1:
@@ -174,7 +195,7 @@ def _alloc_point(points, point_info, meta):
     return p
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False, inline='always')
 def _release_point(point_info, head_i, meta, g, p):
     """Drop one chain's reference to point ``p`` of head ``g``; free it when no chain holds it."""
     point_info[p, REFS] -= 1
@@ -186,7 +207,7 @@ def _release_point(point_info, head_i, meta, g, p):
             head_i[g, LAST_POINT] = -1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False, inline='always')
 def has_room(nodes, points, meta, n_heads):
     """True when one insertion into each of ``n_heads`` heads cannot run out of pool rows."""
     return (meta[NODE_HW] + 2 * n_heads <= nodes.shape[0]
@@ -194,7 +215,7 @@ def has_room(nodes, points, meta, n_heads):
 
 
 # ----------------------------------------------------------------------------- treap
-@njit(cache=True)
+@njit(cache=True, _nrt=False, inline='always')
 def _rotate_up(nodes, head_i, g, c, x):
     """Rotate ``x`` above its parent, keeping the in-order (chain) sequence."""
     p = nodes[x, PARENT]
@@ -221,7 +242,7 @@ def _rotate_up(nodes, head_i, g, c, x):
         nodes[gp, RIGHT] = x
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False, inline='always')
 def _link(nodes, head_i, g, c, x, pred, succ):
     """Insert node ``x`` between chain neighbours ``pred`` and ``succ`` (either may be -1)."""
     if head_i[g, ROOT0 + c] == -1:
@@ -246,7 +267,7 @@ def _link(nodes, head_i, g, c, x, pred, succ):
         _rotate_up(nodes, head_i, g, c, x)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False, inline='always')
 def _unlink(nodes, point_info, head_i, meta, g, c, x):
     """Remove node ``x`` from chain ``c`` of head ``g`` and release its point."""
     while True:
@@ -280,11 +301,13 @@ def _unlink(nodes, point_info, head_i, meta, g, c, x):
         nodes[b, PREV] = a
     else:
         head_i[g, LAST0 + c] = a
+    if head_i[g, FINGER0 + c] == x:
+        head_i[g, FINGER0 + c] = -1
     _release_point(point_info, head_i, meta, g, nodes[x, PT])
     _free_node(nodes, meta, x)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False, inline='always')
 def _locate(nodes, points, head_i, g, c, x, y):
     """Chain neighbours of ``(x, y)``: (last node < it, first node >= it), lexicographically."""
     last = head_i[g, LAST0 + c]
@@ -307,15 +330,7 @@ def _locate(nodes, points, head_i, g, c, x, y):
     return pred, succ
 
 
-@njit(cache=True)
-def _turn(nodes, points, a, b, x, y, sign):
-    """``sign`` * orientation of chain nodes a, b followed by point (x, y)."""
-    pa = nodes[a, PT]
-    pb = nodes[b, PT]
-    return sign * orient(points[pa, PX], points[pa, PY], points[pb, PX], points[pb, PY], x, y)
-
-
-@njit(cache=True)
+@njit(cache=True, _nrt=False, inline='always')
 def _accepts(nodes, points, pred, succ, x, y, sign):
     """Does the chain keep a new point between ``pred`` and ``succ``?
 
@@ -329,8 +344,12 @@ def _accepts(nodes, points, pred, succ, x, y, sign):
     return sign * orient(points[pa, PX], points[pa, PY], x, y, points[pb, PX], points[pb, PY]) <= 0
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False, inline='always')
 def _chain_insert(nodes, points, point_info, head_i, meta, g, c, pred, succ, p):
+    """Link point ``p`` into chain ``c`` between ``pred`` and ``succ``, then unlink the
+    neighbours it buries (strictly inside the new chain), first on the left, then on the right.
+
+    Every helper has a single call site, so inlining them all stays cheap to compile."""
     sign = 1 if c == 0 else -1
     x = _alloc_node(nodes, meta)
     nodes[x, PT] = p
@@ -338,30 +357,27 @@ def _chain_insert(nodes, points, point_info, head_i, meta, g, c, pred, succ, p):
     _link(nodes, head_i, g, c, x, pred, succ)
     px = points[p, PX]
     py = points[p, PY]
-    while True:  # neighbours on the left that the new point buries
-        a = nodes[x, PREV]
-        if a == -1:
-            break
-        b = nodes[a, PREV]
-        if b == -1 or _turn(nodes, points, b, a, px, py, sign) <= 0:
-            break
-        _unlink(nodes, point_info, head_i, meta, g, c, a)
-    while True:  # and on the right
-        a = nodes[x, NEXT]
-        if a == -1:
-            break
-        b = nodes[a, NEXT]
+    side = 0
+    while side < 2:
+        a = nodes[x, PREV + side]  # PREV, then NEXT
+        b = -1 if a == -1 else nodes[a, PREV + side]
         if b == -1:
-            break
+            side += 1
+            continue
         pa = nodes[a, PT]
         pb = nodes[b, PT]
-        if sign * orient(px, py, points[pa, PX], points[pa, PY], points[pb, PX], points[pb, PY]) <= 0:
-            break
+        if side == 0:  # turn b -> a -> p
+            ox, oy, ux, uy, wx, wy = points[pb, PX], points[pb, PY], points[pa, PX], points[pa, PY], px, py
+        else:  # turn p -> a -> b
+            ox, oy, ux, uy, wx, wy = px, py, points[pa, PX], points[pa, PY], points[pb, PX], points[pb, PY]
+        if sign * orient(ox, oy, ux, uy, wx, wy) <= 0:
+            side += 1
+            continue
         _unlink(nodes, point_info, head_i, meta, g, c, a)
 
 
 # ----------------------------------------------------------------------------- head API
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def init_head(head_i, head_f, g, tie):
     for j in range(HEAD_I_COLS):
         head_i[g, j] = -1
@@ -372,7 +388,7 @@ def init_head(head_i, head_f, g, tie):
         head_f[g, GA] = -1.0
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False, inline='always')
 def _update_point(points, p, tie, v0, v1, t):
     if tie == LATEST_TIE:
         points[p, PA] = t
@@ -384,7 +400,7 @@ def _update_point(points, p, tie, v0, v1, t):
         points[p, PC] += v1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False, inline='always')
 def hull_insert(nodes, points, point_info, head_i, head_f, meta, g, kx, ky, v0, v1, t):
     """Insert key ``(kx, ky)`` with value ``(v0, v1)`` at time ``t`` into head ``g``.
 
@@ -428,20 +444,20 @@ def hull_insert(nodes, points, point_info, head_i, head_f, meta, g, kx, ky, v0, 
     if lp != -1 and points[lp, PX] == kx and points[lp, PY] == ky:
         _update_point(points, lp, tie, v0, v1, t)
         return OK
-    pred0, succ0 = _locate(nodes, points, head_i, g, 0, kx, ky)
-    if succ0 != -1:
-        p = nodes[succ0, PT]
-        if points[p, PX] == kx and points[p, PY] == ky:
-            _update_point(points, p, tie, v0, v1, t)
-            head_i[g, LAST_POINT] = p
-            return OK
-    pred1, succ1 = _locate(nodes, points, head_i, g, 1, kx, ky)
-    if succ1 != -1:
-        p = nodes[succ1, PT]
-        if points[p, PX] == kx and points[p, PY] == ky:
-            _update_point(points, p, tie, v0, v1, t)
-            head_i[g, LAST_POINT] = p
-            return OK
+    # neighbours in both chains; a key already stored in either is just counted again
+    pred0 = succ0 = pred1 = succ1 = -1
+    for c in range(2):
+        pred, succ = _locate(nodes, points, head_i, g, c, kx, ky)
+        if succ != -1:
+            p = nodes[succ, PT]
+            if points[p, PX] == kx and points[p, PY] == ky:
+                _update_point(points, p, tie, v0, v1, t)
+                head_i[g, LAST_POINT] = p
+                return OK
+        if c == 0:
+            pred0, succ0 = pred, succ
+        else:
+            pred1, succ1 = pred, succ
     up = _accepts(nodes, points, pred0, succ0, kx, ky, 1)
     lo = _accepts(nodes, points, pred1, succ1, kx, ky, -1)
     if not up and not lo:
@@ -449,40 +465,36 @@ def hull_insert(nodes, points, point_info, head_i, head_f, meta, g, kx, ky, v0, 
     p = _alloc_point(points, point_info, meta)
     points[p, PX] = kx
     points[p, PY] = ky
-    if tie == LATEST_TIE:
-        points[p, PA] = t
-        points[p, PB] = v0
-        points[p, PC] = v1
-    else:
-        points[p, PA] = 1.0
-        points[p, PB] = v0
-        points[p, PC] = v1
-    if up:
-        _chain_insert(nodes, points, point_info, head_i, meta, g, 0, pred0, succ0, p)
-    if lo:
-        _chain_insert(nodes, points, point_info, head_i, meta, g, 1, pred1, succ1, p)
+    points[p, PA] = t if tie == LATEST_TIE else 1.0
+    points[p, PB] = v0
+    points[p, PC] = v1
+    for c in range(2):
+        if (up if c == 0 else lo):
+            _chain_insert(nodes, points, point_info, head_i, meta, g, c,
+                          pred0 if c == 0 else pred1, succ0 if c == 0 else succ1, p)
     head_i[g, LAST_POINT] = p
     return OK
 
 
-@njit(cache=True)
-def hull_query(nodes, points, head_i, head_f, g, qx, qy):
-    """Value of head ``g`` for query direction ``(qx, qy)``: ``(o0, o1, error code)``."""
-    if qx != math.floor(qx) or qy != math.floor(qy):
-        return 0.0, 0.0, ERR_QUERY_NOT_INTEGER
-    if not (abs(qx) * head_f[g, MAX_KX] + abs(qy) * head_f[g, MAX_KY] < SCORE_LIMIT):
-        return 0.0, 0.0, ERR_SCORE_RANGE
-    tie = head_i[g, TIE]
-    if qx == 0.0 and qy == 0.0:  # every key scores 0: all of them tie
-        if tie == LATEST_TIE:
-            return head_f[g, GB], head_f[g, GC], OK
-        return head_f[g, GB] / head_f[g, GA], head_f[g, GC] / head_f[g, GA], OK
-    # Along the chain that holds the face in direction q, scores rise strictly, stay level
-    # on the face, then fall strictly.  Find the first node whose successor is not higher.
-    c = 0 if (qy > 0.0 or (qy == 0.0 and qx < 0.0)) else 1
-    # Finger search from the chain's end: climb the right spine while the answer can still
-    # lie left of the spine node, then descend.  Expected O(log d) for an answer d nodes from
-    # the end (look-ups of recent positions: O(1)), at most ~2x a root descent otherwise.
+@njit(cache=True, _nrt=False, inline='always')
+def _is_top(nodes, points, n, qx, qy):
+    """Does the score stop rising after chain node ``n``?  False...False True...True along
+    the chain; the first True node starts the maximising face."""
+    nx = nodes[n, NEXT]
+    if nx == -1:
+        return True
+    p = nodes[n, PT]
+    p2 = nodes[nx, PT]
+    return qx * points[p2, PX] + qy * points[p2, PY] <= qx * points[p, PX] + qy * points[p, PY]
+
+
+@njit(cache=True, _nrt=False, inline='always')
+def _search(nodes, points, head_i, g, c, qx, qy):
+    """First node of chain ``c`` where the score stops rising.
+
+    Finger search from the chain's end: climb the right spine while the answer can still
+    lie left of the spine node, then descend.  Expected O(log d) for an answer d nodes from
+    the end, at most ~2x a root descent otherwise."""
     a = head_i[g, LAST0 + c]
     n = head_i[g, ROOT0 + c]
     while True:
@@ -510,6 +522,12 @@ def hull_query(nodes, points, head_i, head_f, g, qx, qy):
             n = nodes[n, LEFT]
         else:
             n = nodes[n, RIGHT]
+    return best
+
+
+@njit(cache=True, _nrt=False, inline='always')
+def _face_value(nodes, points, best, tie, qx, qy):
+    """Value of the face starting at chain node ``best``: its collinear run of equal scores."""
     p = nodes[best, PT]
     smax = qx * points[p, PX] + qy * points[p, PY]
     a = points[p, PA]
@@ -533,6 +551,188 @@ def hull_query(nodes, points, head_i, head_f, g, qx, qy):
     if tie == LATEST_TIE:
         return b, cc, OK
     return b / a, cc / a, OK
+
+
+@njit(cache=True, _nrt=False, inline='always')
+def hull_query(nodes, points, head_i, head_f, g, qx, qy):
+    """Value of head ``g`` for query direction ``(qx, qy)``: ``(o0, o1, error code)``."""
+    if qx != math.floor(qx) or qy != math.floor(qy):
+        return 0.0, 0.0, ERR_QUERY_NOT_INTEGER
+    if not (abs(qx) * head_f[g, MAX_KX] + abs(qy) * head_f[g, MAX_KY] < SCORE_LIMIT):
+        return 0.0, 0.0, ERR_SCORE_RANGE
+    tie = head_i[g, TIE]
+    if qx == 0.0 and qy == 0.0:  # every key scores 0: all of them tie
+        if tie == LATEST_TIE:
+            return head_f[g, GB], head_f[g, GC], OK
+        return head_f[g, GB] / head_f[g, GA], head_f[g, GC] / head_f[g, GA], OK
+    # Along the chain that holds the face in direction q, scores rise strictly, stay level
+    # on the face, then fall strictly.  Find the first node whose successor is not higher.
+    c = 0 if (qy > 0.0 or (qy == 0.0 and qx < 0.0)) else 1
+    best = -1
+    f = head_i[g, FINGER0 + c]
+    if f != -1:  # the previous answer or its successor (look-ups of i - c, stacks, maxima)
+        if _is_top(nodes, points, f, qx, qy):
+            pr = nodes[f, PREV]
+            if pr == -1 or not _is_top(nodes, points, pr, qx, qy):
+                best = f
+        elif _is_top(nodes, points, nodes[f, NEXT], qx, qy):
+            best = nodes[f, NEXT]
+    if best == -1:
+        best = _search(nodes, points, head_i, g, c, qx, qy)
+    head_i[g, FINGER0 + c] = best
+    return _face_value(nodes, points, best, tie, qx, qy)
+
+
+# ----------------------------------------------------------------------------- brute force
+@njit(cache=True, _nrt=False, inline='always')
+def brute_query(keys, values, g, n, qx, qy, tie):
+    """Hard-max over the first ``n`` entries of head ``g`` (``keys``/``values`` ``[G, cap, 2]``,
+    entries in time order).  Returns ``(o0, o1)``."""
+    best = qx * keys[g, 0, 0] + qy * keys[g, 0, 1]
+    j_best = 0
+    cnt = 1.0
+    s0 = values[g, 0, 0]
+    s1 = values[g, 0, 1]
+    for j in range(1, n):
+        s = qx * keys[g, j, 0] + qy * keys[g, j, 1]
+        if s > best:
+            best = s
+            j_best = j
+            cnt = 1.0
+            s0 = values[g, j, 0]
+            s1 = values[g, j, 1]
+        elif s == best:
+            j_best = j  # entries are in time order: the last tie is the latest
+            cnt += 1.0
+            s0 += values[g, j, 0]
+            s1 += values[g, j, 1]
+    if tie == LATEST_TIE:
+        return values[g, j_best, 0], values[g, j_best, 1]
+    return s0 / cnt, s1 / cnt
+
+
+# ----------------------------------------------------------------------------- decoding step
+@njit(cache=True, _nrt=False, inline='always')
+def _dot(ptr, idx, val, r, x):
+    s = 0.0
+    for e in range(ptr[r], ptr[r + 1]):
+        s += val[e] * x[idx[e]]
+    return s
+
+
+@njit(cache=True, _nrt=False, inline='always')
+def _scatter(ptr, idx, val, r, w, out):
+    for e in range(ptr[r], ptr[r + 1]):
+        out[idx[e]] += val[e] * w
+
+
+@njit(cache=True, _nrt=False)
+def decode_step(tok, pos, embed, ptr, idx, val, bases, layer_heads, layer_units, head_tie,
+          x, delta, head_out, logits, stages, record, use_hull,
+          nodes, points, point_info, head_i, head_f, meta, bkeys, bvals, err):
+    """Feed token ``tok`` at position ``pos``; return the argmax next token (-1 on error)."""
+    d = x.shape[0]
+    fpos = float(pos)
+    for j in range(d):
+        x[j] = embed[tok, j]
+    _scatter(ptr, idx, val, 0, fpos, x)
+    _scatter(ptr, idx, val, 1, fpos * fpos, x)
+    if record:
+        for j in range(d):
+            stages[0, j] = x[j]
+    hb = bases[HEADS]
+    ub = bases[UNITS]
+    n_layers = layer_heads.shape[0] - 1
+    for l in range(n_layers):
+        for g in range(layer_heads[l], layer_heads[l + 1]):
+            r = hb + HEAD_ROWS * g
+            q0 = _dot(ptr, idx, val, r, x)
+            q1 = _dot(ptr, idx, val, r + 1, x)
+            k0 = _dot(ptr, idx, val, r + 2, x)
+            k1 = _dot(ptr, idx, val, r + 3, x)
+            v0 = _dot(ptr, idx, val, r + 4, x)
+            v1 = _dot(ptr, idx, val, r + 5, x)
+            if use_hull:
+                code = hull_insert(nodes, points, point_info, head_i, head_f, meta, g,
+                                      k0, k1, v0, v1, fpos)
+                if code == OK:
+                    o0, o1, code = hull_query(nodes, points, head_i, head_f, g, q0, q1)
+                if code != OK:
+                    err[0] = code
+                    err[1] = g
+                    err[2] = pos
+                    return -1
+            else:
+                bkeys[g, pos, 0] = k0
+                bkeys[g, pos, 1] = k1
+                bvals[g, pos, 0] = v0
+                bvals[g, pos, 1] = v1
+                o0, o1 = brute_query(bkeys, bvals, g, pos + 1, q0, q1, head_tie[g])
+            head_out[g, 0] = o0
+            head_out[g, 1] = o1
+        for g in range(layer_heads[l], layer_heads[l + 1]):
+            r = hb + HEAD_ROWS * g
+            _scatter(ptr, idx, val, r + 6, head_out[g, 0], delta)
+            _scatter(ptr, idx, val, r + 7, head_out[g, 1], delta)
+        for j in range(d):
+            x[j] += delta[j]
+            delta[j] = 0.0
+        if record:
+            for j in range(d):
+                stages[2 * l + 1, j] = x[j]
+        for u in range(layer_units[l], layer_units[l + 1]):
+            r = ub + UNIT_ROWS * u
+            gate = _dot(ptr, idx, val, r, x)
+            if gate > 0.0:
+                _scatter(ptr, idx, val, r + 2, gate * _dot(ptr, idx, val, r + 1, x), delta)
+        for j in range(d):
+            x[j] += delta[j]
+            delta[j] = 0.0
+        if record:
+            for j in range(d):
+                stages[2 * l + 2, j] = x[j]
+    eb = bases[UNEMBED]
+    best = 0
+    for t in range(logits.shape[0]):
+        logits[t] = _dot(ptr, idx, val, eb + t, x)
+        if logits[t] > logits[best]:
+            best = t
+    return best
+
+
+@njit(cache=True, _nrt=False)
+def decode_loop(prompt, out, cursor, max_new, stop_id, start,
+            embed, ptr, idx, val, bases, layer_heads, layer_units, head_tie,
+            x, delta, head_out, logits, stages, record, use_hull,
+            nodes, points, point_info, head_i, head_f, meta, bkeys, bvals, err):
+    """The greedy loop of ``generate.stream`` inside numba, resumable.
+
+    ``cursor`` = [tokens fed, tokens emitted, last prediction]; the first token goes to
+    position ``start``.  Returns DONE, NEED_ROOM (grow the caches and call again) or FAILED
+    (``err`` says why)."""
+    n_prompt = prompt.shape[0]
+    n_heads = head_tie.shape[0]
+    while True:
+        fed = cursor[0]
+        if use_hull:
+            if not has_room(nodes, points, meta, n_heads):
+                return NEED_ROOM
+        elif start + fed >= bkeys.shape[1]:
+            return NEED_ROOM
+        if fed >= n_prompt and fed == n_prompt + cursor[1]:
+            nxt = cursor[2]
+            out[cursor[1]] = nxt
+            cursor[1] += 1
+            if nxt == stop_id or cursor[1] == max_new:
+                return DONE
+        tok = prompt[fed] if fed < n_prompt else out[fed - n_prompt]
+        nxt = decode_step(tok, start + fed, embed, ptr, idx, val, bases, layer_heads, layer_units, head_tie,
+                    x, delta, head_out, logits, stages, record, use_hull,
+                    nodes, points, point_info, head_i, head_f, meta, bkeys, bvals, err)
+        if nxt < 0:
+            return FAILED
+        cursor[2] = nxt
+        cursor[0] = fed + 1
 
 
 # ----------------------------------------------------------------------------- pool arrays

@@ -22,11 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rasp2d.backends.hull_kernels import HEAD_ROWS, UNIT_ROWS
 from rasp2d.backends.model_file import CompiledModel
-
-HEADS, UNITS, UNEMBED = 0, 1, 2
-HEAD_ROWS = 8  # q0 q1 k0 k1 v0 v1 out0 out1
-UNIT_ROWS = 3  # gate value out
 
 
 @dataclass(frozen=True, eq=False)
