@@ -1,0 +1,308 @@
+"""Compile one stdlib function into a small program and read every output byte it produces.
+
+Why this shape: a stdlib function returns a tuple of bytes, but a program emits one token.
+So the harness builds a program whose operand bytes come from the token stream through pure
+look-ups (one attention head each, no FFN), binds every output of the function to a name, and
+emits a cheap token that depends on all of them (so none is pruned).  The outputs are then
+read two ways:
+
+* the reference evaluator (the language's semantics) on the graph nodes of the outputs;
+* the compiled transformer (torch backend, hard-max): each output is an affine combination
+  of residual dimensions (its `Lin`), read from the residual stream right after the stage
+  that writes it.
+
+Many examples share one sequence: example `e` occupies tokens `n*e .. n*e+n-1` and its outputs
+are read at the last of them (operand byte `j` is `lookup(indices, indices - (n-1-j), ...)`),
+so one evaluation covers a whole batch.  A function is compiled once per test session.
+
+The depth of an op is the FFN layer of its deepest output (inputs come from layer-0 heads), and
+its unit count is the number of ReLU units in the FFN blocks its outputs depend on: exactly
+the cost the op adds to a program, without the input plumbing or the emit.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import networkx as nx
+
+from rasp2d.backends.model_file import CompiledModel, Generation
+from rasp2d.backends.reference import evaluate
+from rasp2d.compiler.allocate import allocate
+from rasp2d.compiler.elaborate import Elaborator, NodeVal, TupleVal
+from rasp2d.compiler.graph import Affine, Const, Graph
+from rasp2d.compiler.lower import Lowerer
+from rasp2d.compiler.primitives import ONE, Lin, Lowered
+from rasp2d.compiler.schedule import Schedule, schedule
+from rasp2d.compiler.weights import emit_weights
+from rasp2d.lang.parser import parse
+
+VOCAB = " ".join(str(b) for b in range(256))
+BATCH = 96  # examples per sequence
+
+
+class _NamingElaborator(Elaborator):
+    """Keeps the main module's scope so the harness can find the nodes its names denote."""
+
+    main_scope = None
+
+    def _module_scope(self, module):
+        scope = super()._module_scope(module)
+        if module.path == "<stdlib-harness>":
+            self.main_scope = scope
+        return scope
+
+
+@dataclass(frozen=True)
+class OpCost:
+    depth: int  # FFN layers from the operand bytes to the deepest output
+    units: int  # ReLU units the outputs depend on
+    layers: int  # layers of the whole harness program (plumbing and emit included)
+
+
+@dataclass(frozen=True, eq=False)
+class CompiledOp:
+    source: str
+    n_in: int
+    n_out: int
+    graph: Graph
+    out_nodes: tuple[int | None, ...]  # graph node per output (None: a constant)
+    out_consts: tuple[int | None, ...]
+    out_lins: tuple[Lin, ...]
+    lowered: Lowered
+    sched: Schedule
+    dims: tuple[int, ...]
+    model: CompiledModel
+    cost: OpCost
+
+    # ------------------------------------------------------------------ reference
+    def reference(self, examples: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
+        out: list[tuple[int, ...]] = []
+        want = {n for n in self.out_nodes if n is not None}
+        nodes = self.graph.live_nodes() | want
+        for n in want:
+            nodes |= nx.ancestors(self.graph.g, n)
+        for chunk in _chunks(examples, BATCH):
+            ids = [b for ex in chunk for b in ex]
+            vals = evaluate(self.graph, ids, nodes)
+            for e in range(len(chunk)):
+                pos = self.n_in * e + self.n_in - 1
+                out.append(tuple(c if n is None else vals[n][pos]
+                                 for n, c in zip(self.out_nodes, self.out_consts)))
+        return out
+
+    # ------------------------------------------------------------------ compiled model
+    def compiled(self, examples: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
+        import torch
+
+        net = _torch_net(self.model)
+        chunks = list(_chunks(examples, BATCH))
+        width = max(len(c) for c in chunks)
+        pad = (0,) * self.n_in
+        ids = torch.tensor([[b for ex in c + [pad] * (width - len(c)) for b in ex] for c in chunks])
+        with torch.no_grad():
+            _, res = net(ids, return_residuals=True)
+        res = [r.numpy() for r in res]
+        out: list[tuple[int, ...]] = []
+        for ci, chunk in enumerate(chunks):
+            for e in range(len(chunk)):
+                pos = self.n_in * e + self.n_in - 1
+                out.append(tuple(self._read(lin, res, ci, pos) for lin in self.out_lins))
+        return out
+
+    def _read(self, lin: Lin, res, seq: int, pos: int) -> int:
+        total = float(lin.const)
+        for s, c in lin.terms:
+            stage = self.sched.write_stage[s]
+            total += c * float(res[stage][seq, pos, self.dims[s]])
+        if total != round(total):
+            raise AssertionError(f"compiled output {total!r} is not an integer")
+        return int(round(total))
+
+
+@functools.lru_cache(maxsize=None)
+def _torch_net(model: CompiledModel):
+    from rasp2d.backends.torch_backend import TorchTransformer
+
+    return TorchTransformer.from_compiled(model)
+
+
+def _chunks(xs: list, n: int):
+    for i in range(0, len(xs), n):
+        yield xs[i:i + n]
+
+
+def program_text(imports: str, n_in: int, expr: str, n_out: int) -> str:
+    lines = [f"vocab {{ {VOCAB} }}", f"max_len {BATCH * n_in}", imports]
+    for j in range(n_in):
+        lines.append(f"let x{j} = lookup(indices, indices - {n_in - 1 - j}, int(tokens))")
+    lines.append(f"let r = {expr}")
+    if n_out == 1:
+        lines.append("let out0 = r")
+    else:
+        lines += [f"let out{k} = r[{k}]" for k in range(n_out)]
+    # every output feeds one gated product (whose value side is exactly the output, so its
+    # range is the node's own) and the emit tests their sum: nothing is pruned, and no
+    # comparison runs on an output itself (see `compile_op` on why)
+    lines += [f"let keep{k} = if x0 == 255 then out{k} else 0" for k in range(n_out)]
+    total = " + ".join(f"keep{k}" for k in range(n_out))
+    lines.append(f'emit if {total} == 0 then "0" else "1"')
+    return "\n".join(lines) + "\n"
+
+
+@functools.lru_cache(maxsize=None)
+def compile_op(imports: str, n_in: int, expr: str, n_out: int) -> CompiledOp:
+    """`expr` uses operand bytes `x0 .. x{n_in-1}` and gives `n_out` values (a tuple if > 1)."""
+    source = program_text(imports, n_in, expr, n_out)
+    module = parse(source, "<stdlib-harness>")
+    el = _NamingElaborator()
+    graph = el.program(module)
+    out_nodes, out_consts = [], []
+    for k in range(n_out):
+        val = el.main_scope.names[f"out{k}"]
+        if isinstance(val, TupleVal) or not isinstance(val, NodeVal):
+            raise TypeError(f"output {k} of `{expr}` is not a single value")
+        node = graph.node(val.nid)
+        if isinstance(node.op, Const):
+            out_nodes.append(None)
+            out_consts.append(node.op.value)
+        else:
+            out_nodes.append(val.nid)
+            out_consts.append(None)
+    lw = Lowerer(graph)
+    low = lw.lower()
+    sch = schedule(low)
+    alloc = allocate(low, sch)
+    model = emit_weights(low, sch, alloc, Generation())
+
+    def lin_of(nid: int | None, const: int | None) -> Lin:
+        if nid is None:
+            return Lin(const=const)
+        if nid in lw.lin:
+            return lw.lin[nid]
+        op = graph.node(nid).op
+        if isinstance(op, Affine):
+            acc = Lin(const=op.const)
+            for sub, c in op.terms:
+                acc = acc + lin_of(sub, None) * c
+            return acc
+        raise AssertionError(f"output node {nid} ({graph.node(nid).label}) was not lowered")
+
+    lins = tuple(lin_of(n, c) for n, c in zip(out_nodes, out_consts))
+    for lin in lins:
+        for s, _ in lin.terms:
+            if low.slots[s].source == "dead":
+                raise AssertionError("an output reads a pruned slot")
+    cost = _cost(low, sch, lins)
+    return CompiledOp(source, n_in, n_out, graph, tuple(out_nodes), tuple(out_consts), lins, low,
+                      sch, alloc.dim, model, cost)
+
+
+def _cost(low: Lowered, sch: Schedule, lins: tuple[Lin, ...]) -> OpCost:
+    producer = {b.output: b for b in low.ffns}
+    seen: set[int] = set()
+    todo = [s for lin in lins for s, _ in lin.terms]
+    units = 0
+    while todo:
+        s = todo.pop()
+        if s in seen or s == ONE:
+            continue
+        seen.add(s)
+        if s in producer:
+            units += len(producer[s].units)
+            todo.extend(producer[s].inputs())
+    depth = max((sch.write_stage[s] // 2 for lin in lins for s, _ in lin.terms), default=0)
+    return OpCost(depth, units, sch.n_layers)
+
+
+def check(op: CompiledOp, examples: list[tuple[int, ...]], expected: list[tuple[int, ...]]) -> None:
+    """Every output byte, reference and compiled, equals the expected one."""
+    ref = op.reference(examples)
+    got = op.compiled(examples)
+    for ex, want, r, g in zip(examples, expected, ref, got):
+        assert r == want, f"reference: inputs {ex} -> {r}, expected {want}"
+        assert g == want, f"compiled model: inputs {ex} -> {g}, expected {want}"
+    assert len(ref) == len(got) == len(expected) == len(examples)
+
+
+# ---------------------------------------------------------------------- value <-> bytes
+def to_bytes(x: int, n: int) -> tuple[int, ...]:
+    return tuple((x >> (8 * i)) & 255 for i in range(n))
+
+
+def from_bytes(bs) -> int:
+    return sum(b << (8 * i) for i, b in enumerate(bs))
+
+
+# ---------------------------------------------------------------------- op specs
+@dataclass(frozen=True)
+class OpSpec:
+    """One stdlib function under test.
+
+    `expr` names its operands `{0}`, `{1}`, ... (each replaced by the tuple of that operand's
+    bytes, or by the single byte when its width is 1); `widths` are the operands' byte
+    counts; `ref` maps the operands' unsigned values to the expected outputs; `depth` pins
+    the FFN depth the op is designed for.
+    """
+
+    name: str
+    imports: str
+    expr: str
+    widths: tuple[int, ...]
+    n_out: int
+    ref: Callable[..., tuple[int, ...]]
+    depth: int
+
+    def compile(self) -> CompiledOp:
+        names, j = [], 0
+        for w in self.widths:
+            xs = [f"x{j + i}" for i in range(w)]
+            names.append(xs[0] if w == 1 else "(" + ", ".join(xs) + ")")
+            j += w
+        return compile_op(self.imports, j, self.expr.format(*names), self.n_out)
+
+    def check(self, operands: list[tuple[int, ...]]) -> None:
+        examples = [tuple(b for v, w in zip(ops, self.widths) for b in to_bytes(v, w)) for ops in operands]
+        expected = [tuple(self.ref(*ops)) for ops in operands]
+        check(self.compile(), examples, expected)
+
+
+def run_specs(specs: list[OpSpec], name: str, operands: list[tuple[int, ...]]) -> None:
+    spec = next(s for s in specs if s.name == name)
+    spec.check(operands)
+
+
+EDGE32 = (0, 1, 2, 3, 7, 8, 31, 32, 33, 63, 64, 0x7F, 0x80, 0xFF, 0x100, 0x7FFF, 0x8000, 0xFFFF,
+          0x10000, 0x7FFFFFFF, 0x80000000, 0x80000001, 0xFFFFFFFE, 0xFFFFFFFF, 0x12345678)
+EDGE64 = EDGE32 + (0xFFFFFFFF + 1, 0x7FFFFFFFFFFFFFFF, 0x8000000000000000, 0x8000000000000001,
+                   0xFFFFFFFFFFFFFFFF, 0xFFFFFFFFFFFFFFFE, 0x123456789ABCDEF0, 0xFFFFFFFF00000000,
+                   0x00000000FFFFFFFF + 0x100000000 * 0x80000000)
+
+
+def word_strategy(nbytes: int):
+    """Whole-range words, weighted towards the bytes that stress carries and signs."""
+    from hypothesis import strategies as st
+
+    edge = EDGE32 if nbytes == 4 else EDGE64
+    byte = st.one_of(st.sampled_from((0, 1, 0x7F, 0x80, 0xFE, 0xFF)), st.integers(0, 255))
+    by_bytes = st.lists(byte, min_size=nbytes, max_size=nbytes).map(from_bytes)
+    return st.one_of(st.integers(0, 2 ** (8 * nbytes) - 1), st.sampled_from(edge), by_bytes,
+                     st.integers(0, 70))
+
+
+def wasm(op_name: str, nbytes: int = 4, result_bytes: int | None = None):
+    """The project's WASM semantics (interpreter_spec.numeric) as a spec's `ref`.
+
+    Comparisons and tests give one value (their 0/1); everything else gives the result's bytes.
+    """
+    from rasp2d.interpreter_spec.numeric import BINARY, UNARY
+    from rasp2d.interpreter_spec.program import Op
+
+    op = Op[op_name]
+    fn = BINARY.get(op) or UNARY[op]
+    if result_bytes == 0:
+        return lambda *xs: (fn(*xs),)
+    n = nbytes if result_bytes is None else result_bytes
+    return lambda *xs: to_bytes(fn(*xs), n)
