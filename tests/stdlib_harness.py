@@ -27,8 +27,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import networkx as nx
+import numpy as np
 
-from rasp2d.backends.model_file import CompiledModel, Generation
+from rasp2d.backends.model_file import LATEST, CompiledModel, Generation, position_features
 from rasp2d.backends.reference import evaluate
 from rasp2d.compiler.allocate import allocate
 from rasp2d.compiler.elaborate import Elaborator, NodeVal, TupleVal
@@ -95,31 +96,109 @@ class CompiledOp:
 
     # ------------------------------------------------------------------ compiled model
     def compiled(self, examples: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
-        import torch
+        """Outputs read from the residual stream of the compiled model.
 
-        net = _torch_net(self.model)
+        The bulk runs through `model_forward` (the machine semantics in batched NumPy, used
+        heads only, read positions only after the last attention); the first sequence also
+        runs through the torch backend, and both must agree on every output read.
+        """
         chunks = list(_chunks(examples, BATCH))
         width = max(len(c) for c in chunks)
         pad = (0,) * self.n_in
-        ids = torch.tensor([[b for ex in c + [pad] * (width - len(c)) for b in ex] for c in chunks])
-        with torch.no_grad():
-            _, res = net(ids, return_residuals=True)
-        res = [r.numpy() for r in res]
+        ids = np.array([[b for ex in c + [pad] * (width - len(c)) for b in ex] for c in chunks])
+        read = np.arange(width) * self.n_in + self.n_in - 1
+        snaps = model_forward(self.model, ids, read)
         out: list[tuple[int, ...]] = []
         for ci, chunk in enumerate(chunks):
             for e in range(len(chunk)):
-                pos = self.n_in * e + self.n_in - 1
-                out.append(tuple(self._read(lin, res, ci, pos) for lin in self.out_lins))
+                out.append(tuple(self._read(lin, snaps, ci, e) for lin in self.out_lins))
+        torch_first = self._torch_outputs(ids[:1], read)
+        if torch_first != out[:len(torch_first)]:
+            raise AssertionError("the NumPy forward and the torch backend disagree on the compiled model")
         return out
 
-    def _read(self, lin: Lin, res, seq: int, pos: int) -> int:
+    def _torch_outputs(self, ids: np.ndarray, read: np.ndarray) -> list[tuple[int, ...]]:
+        import torch
+
+        with torch.no_grad():
+            _, res = _torch_net(self.model)(torch.tensor(ids), return_residuals=True)
+        snaps = [r.numpy()[:, read, :] for r in res]
+        n = min(len(read), ids.shape[1] // self.n_in)
+        return [tuple(self._read(lin, snaps, 0, e) for lin in self.out_lins) for e in range(n)]
+
+    def _read(self, lin: Lin, snaps, seq: int, e: int) -> int:
         total = float(lin.const)
         for s, c in lin.terms:
             stage = self.sched.write_stage[s]
-            total += c * float(res[stage][seq, pos, self.dims[s]])
+            total += c * float(snaps[stage][seq, e, self.dims[s]])
         if total != round(total):
             raise AssertionError(f"compiled output {total!r} is not an integer")
         return int(round(total))
+
+
+def model_forward(model: CompiledModel, ids: np.ndarray, read: np.ndarray) -> list[np.ndarray]:
+    """Residual snapshots ``[stage][batch, len(read), d]`` at positions ``read``.
+
+    The machine of `model_file` (hard-max heads with exact ties, ReGLU FFN), batched, skipping
+    padding heads (``W_o == 0`` adds nothing) and, after the last layer with a used head,
+    computing only the read positions (FFNs act on each position alone).
+    """
+    B, n = ids.shape
+    x = model.embed[ids] + (position_features(np.arange(n)) @ model.pos_embed)[None]
+    used = [[h for h in range(model.n_heads) if np.any(model.W_o[l, :, h, :])] for l in range(model.n_layers)]
+    last_attn = max((l for l in range(model.n_layers) if used[l]), default=-1)
+    causal = np.tril(np.ones((n, n), dtype=bool))
+    pos = np.arange(n)
+    snaps = [x[:, read, :]]
+    if last_attn < 0:
+        x = x[:, read, :]
+    for l in range(model.n_layers):
+        if l <= last_attn:
+            upd = np.zeros_like(x)
+            for h in used[l]:
+                q = x @ model.W_q[l, h].T  # [B, n, 2]
+                k = x @ model.W_k[l, h].T
+                v = x @ model.W_v[l, h].T
+                scores = q[:, :, None, 0] * k[:, None, :, 0] + q[:, :, None, 1] * k[:, None, :, 1]
+                scores = np.where(causal[None], scores, -np.inf)
+                winners = causal[None] & (scores == scores.max(axis=2, keepdims=True))
+                if model.tie[l, h] == LATEST:
+                    last = np.where(winners, pos[None, None, :], -1).max(axis=2)  # [B, n]
+                    o = np.take_along_axis(v, last[..., None], axis=1)
+                else:
+                    o = (winners.astype(np.float64) @ v) / winners.sum(axis=2, keepdims=True)
+                upd += o @ model.W_o[l, :, h, :].T
+            x = x + upd
+            if l == last_attn:
+                x = x[:, read, :]
+        snaps.append(x if l >= last_attn else x[:, read, :])
+        gate, val, out = _sparse_ffn(model)[l]
+        flat = x.reshape(-1, x.shape[-1])
+        hidden = np.maximum(_spmm(flat, *gate), 0) * _spmm(flat, *val)
+        x = x + _spmm(hidden, *out).reshape(x.shape)
+        snaps.append(x if l >= last_attn else x[:, read, :])
+    return snaps
+
+
+@functools.lru_cache(maxsize=None)
+def _sparse_ffn(model: CompiledModel):
+    """Per layer, (rows, cols, vals, n_rows) of W_gate, W_val and W_out: compiled FFNs are
+    almost all zeros, and dense products over them dominated the test time."""
+    def sparse(w: np.ndarray):
+        rows, cols = np.nonzero(w)
+        return rows, cols, w[rows, cols], w.shape[0]
+
+    return [(sparse(model.W_gate[l]), sparse(model.W_val[l]), sparse(model.W_out[l]))
+            for l in range(model.n_layers)]
+
+
+def _spmm(x: np.ndarray, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, n_rows: int) -> np.ndarray:
+    """x @ W.T for W given by its non-zeros (rows sorted, as np.nonzero returns them)."""
+    out = np.zeros((x.shape[0], n_rows))
+    if len(rows):
+        starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+        out[:, rows[starts]] = np.add.reduceat(x[:, cols] * vals, starts, axis=1)
+    return out
 
 
 @functools.lru_cache(maxsize=None)
@@ -134,28 +213,39 @@ def _chunks(xs: list, n: int):
         yield xs[i:i + n]
 
 
-def program_text(imports: str, n_in: int, expr: str, n_out: int) -> str:
+def program_text(imports: str, n_in: int, lets: tuple[str, ...], outputs: tuple[str, ...]) -> str:
     lines = [f"vocab {{ {VOCAB} }}", f"max_len {BATCH * n_in}", imports]
     for j in range(n_in):
         lines.append(f"let x{j} = lookup(indices, indices - {n_in - 1 - j}, int(tokens))")
-    lines.append(f"let r = {expr}")
-    if n_out == 1:
-        lines.append("let out0 = r")
-    else:
-        lines += [f"let out{k} = r[{k}]" for k in range(n_out)]
+    lines += [f"let r{i} = {e}" for i, e in enumerate(lets)]
+    lines += [f"let out{k} = {e}" for k, e in enumerate(outputs)]
     # every output feeds one gated product (whose value side is exactly the output, so its
     # range is the node's own) and the emit tests their sum: nothing is pruned, and no
-    # comparison runs on an output itself (see `compile_op` on why)
-    lines += [f"let keep{k} = if x0 == 255 then out{k} else 0" for k in range(n_out)]
-    total = " + ".join(f"keep{k}" for k in range(n_out))
+    # comparison runs on an output itself (see `compile_program` on why)
+    lines += [f"let keep{k} = if x0 == 255 then out{k} else 0" for k in range(len(outputs))]
+    total = " + ".join(f"keep{k}" for k in range(len(outputs)))
     lines.append(f'emit if {total} == 0 then "0" else "1"')
     return "\n".join(lines) + "\n"
 
 
-@functools.lru_cache(maxsize=None)
 def compile_op(imports: str, n_in: int, expr: str, n_out: int) -> CompiledOp:
     """`expr` uses operand bytes `x0 .. x{n_in-1}` and gives `n_out` values (a tuple if > 1)."""
-    source = program_text(imports, n_in, expr, n_out)
+    outputs = ("r0",) if n_out == 1 else tuple(f"r0[{k}]" for k in range(n_out))
+    return compile_program(imports, n_in, (expr,), outputs)
+
+
+@functools.lru_cache(maxsize=None)
+def compile_program(imports: str, n_in: int, lets: tuple[str, ...], outputs: tuple[str, ...]) -> CompiledOp:
+    """`lets` bind `r0, r1, ...` from the operand bytes `x0 ..`; `outputs` are read from them.
+
+    The emit never compares an output directly: the compiler bounds a value that mixes PWL
+    blocks by summing its slots' ranges, and a block's range is the sum of its units'
+    magnitudes, so e.g. the top byte of `arith32.mul` (truly -260864..260864) is bounded by
+    ~2^60 and a comparison on it is refused.  A gated product whose value side is exactly an
+    output uses the output's own (tight) range.
+    """
+    n_out = len(outputs)
+    source = program_text(imports, n_in, lets, outputs)
     module = parse(source, "<stdlib-harness>")
     el = _NamingElaborator()
     graph = el.program(module)
@@ -265,22 +355,25 @@ class OpSpec:
         check(self.compile(), examples, expected)
 
 
-def check_together(specs: list[OpSpec], operands: list[tuple[int, ...]]) -> None:
-    """Check several ops of one operand shape in ONE compiled program (one pass of the
-    reference evaluator and one forward of the model for all of them: much faster than one
-    program per op, and the outputs stay separate)."""
+def compile_together(specs: list[OpSpec]) -> tuple[CompiledOp, list[tuple[str, int]]]:
+    """Several ops of one operand shape in ONE program; also says which op owns each output."""
     widths = specs[0].widths
-    assert all(s.widths == widths for s in specs), "ops checked together need one operand shape"
-    parts, owner = [], []
-    for s in specs:
-        e = s.expr.format(*_operand_names(widths))
-        if s.n_out == 1:
-            parts.append(e)
-        else:
-            parts += [f"({e})[{k}]" for k in range(s.n_out)]
+    assert all(s.widths == widths for s in specs), "ops compiled together need one operand shape"
+    lets, outputs, owner = [], [], []
+    for i, s in enumerate(specs):
+        lets.append(s.expr.format(*_operand_names(widths)))
+        outputs += [f"r{i}"] if s.n_out == 1 else [f"r{i}[{k}]" for k in range(s.n_out)]
         owner += [(s.name, k) for k in range(s.n_out)]
     imports = "\n".join(sorted({line for s in specs for line in s.imports.splitlines()}))
-    op = compile_op(imports, sum(widths), "(" + ", ".join(parts) + ")", len(parts))
+    return compile_program(imports, sum(widths), tuple(lets), tuple(outputs)), owner
+
+
+def check_together(specs: list[OpSpec], operands: list[tuple[int, ...]]) -> None:
+    """Check several ops of one operand shape in one compiled program (one pass of the
+    reference evaluator and one forward of the model for all of them: much faster than one
+    program per op, and the outputs stay separate)."""
+    op, owner = compile_together(specs)
+    widths = specs[0].widths
     examples = [tuple(b for v, w in zip(ops, widths) for b in to_bytes(v, w)) for ops in operands]
     expected = [tuple(x for s in specs for x in s.ref(*ops)) for ops in operands]
     ref, got = op.reference(examples), op.compiled(examples)
@@ -289,6 +382,18 @@ def check_together(specs: list[OpSpec], operands: list[tuple[int, ...]]) -> None
             assert r_ == w_, f"{name} output {k} (reference) on {[hex(v) for v in ops]}: {r_}, expected {w_}"
             assert g_ == w_, f"{name} output {k} (compiled) on {[hex(v) for v in ops]}: {g_}, expected {w_}"
     assert len(ref) == len(got) == len(operands)
+
+
+def costs_together(specs: list[OpSpec]) -> dict[str, OpCost]:
+    """Each op's depth and units, read off the shared program: the scheduler places every
+    block at its earliest layer and equal expressions are shared, so an op's outputs there have
+    exactly the depth and ancestor units of the op compiled alone (`OpSpec.compile`)."""
+    op, owner = compile_together(specs)
+    out = {}
+    for s in specs:
+        lins = tuple(lin for (name, _), lin in zip(owner, op.out_lins) if name == s.name)
+        out[s.name] = _cost(op.lowered, op.sched, lins)
+    return out
 
 
 def _operand_names(widths: tuple[int, ...]) -> list[str]:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stdlib_harness import OpSpec, check_together, edge_grid, wasm, word_strategy
+from stdlib_harness import OpSpec, check_together, costs_together, edge_grid, wasm, word_strategy
 
 IMP = "import arith32"
 W2 = (4, 4)
@@ -62,6 +62,15 @@ def test_binary_random_many(xs):
     check_together(BINARY, xs)
 
 
+@pytest.mark.parametrize("group", [BINARY, UNARY], ids=["binary", "unary"])
+def test_depths(group):
+    got = {name: cost.depth for name, cost in costs_together(group).items()}
+    assert got == {s.name: s.depth for s in group}
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(ALL))
-def test_depth(name):
-    assert ALL[name].compile().cost.depth == ALL[name].depth
+def test_standalone_cost_matches_shared(name):
+    group = BINARY if ALL[name] in BINARY else UNARY
+    alone, shared = ALL[name].compile().cost, costs_together(group)[name]
+    assert (alone.depth, alone.units) == (shared.depth, shared.units)
