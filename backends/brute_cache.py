@@ -21,8 +21,8 @@ class BruteKVCache:
 
     def __init__(self, tie: int | str = LATEST, capacity: int = 64):
         self.tie = tie_code(tie)
-        self._keys = np.zeros((1, capacity, 2))
-        self._values = np.zeros((1, capacity, 2))
+        self._keys = np.zeros((1, 2, capacity))  # component-major, as brute_query wants
+        self._values = np.zeros((1, 2, capacity))
         self._n = 0
         self._last_time = -1
 
@@ -30,11 +30,11 @@ class BruteKVCache:
         t = self._last_time + 1 if time is None else int(time)
         if t <= self._last_time:
             raise ValueError(f"insertion time {t} is not after the previous one ({self._last_time})")
-        if self._n == self._keys.shape[1]:
-            self._keys = np.concatenate([self._keys, np.zeros_like(self._keys)], axis=1)
-            self._values = np.concatenate([self._values, np.zeros_like(self._values)], axis=1)
-        self._keys[0, self._n] = (float(key[0]), float(key[1]))
-        self._values[0, self._n] = (float(value[0]), float(value[1]))
+        if self._n == self._keys.shape[2]:
+            self._keys = np.concatenate([self._keys, np.zeros_like(self._keys)], axis=2)
+            self._values = np.concatenate([self._values, np.zeros_like(self._values)], axis=2)
+        self._keys[0, :, self._n] = (float(key[0]), float(key[1]))
+        self._values[0, :, self._n] = (float(value[0]), float(value[1]))
         self._n += 1
         self._last_time = t  # insertion order is time order, so the index stands for time
 

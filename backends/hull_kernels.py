@@ -13,7 +13,7 @@ maximise ``q . k``.  Those keys all lie on one face of the keys' convex hull (a 
 edge), so only hull points need to be kept and a query is a search along the hull's upper
 chain (``q_y > 0``) or lower chain (``q_y < 0``).  :mod:`rasp2d.backends.hull_cache` wraps
 the head operations for Python callers; :mod:`rasp2d.backends.hull_runtime` drives
-:func:`decode_step` / :func:`decode_loop`.
+:func:`decode_loop`.
 
 Storage ("pool"): all heads of a model share one pool of plain arrays, so a whole decoding
 step is one jitted function and memory is recycled across heads.
@@ -584,30 +584,41 @@ def hull_query(nodes, points, head_i, head_f, g, qx, qy):
 
 
 # ----------------------------------------------------------------------------- brute force
+@njit(cache=True, _nrt=False, fastmath={'nnan', 'nsz'})
+def _brute_max(keys, g, n, qx, qy):
+    """Largest score (scores must be finite: ``nnan`` lets the max loop vectorise)."""
+    best = -np.inf
+    for j in range(n):
+        best = max(best, qx * keys[g, 0, j] + qy * keys[g, 1, j])
+    return best
+
+
+@njit(cache=True, _nrt=False, fastmath={'nnan', 'nsz', 'reassoc'})
+def _brute_tie_sums(keys, values, g, n, qx, qy, best):
+    """Count and value sums of the maximisers.  ``reassoc`` reorders the sums, which the
+    machine semantics allow: averaged values are integers, so every order is exact."""
+    cnt = 0.0
+    s0 = 0.0
+    s1 = 0.0
+    for j in range(n):
+        hit = qx * keys[g, 0, j] + qy * keys[g, 1, j] == best
+        cnt += 1.0 if hit else 0.0
+        s0 += values[g, 0, j] if hit else 0.0
+        s1 += values[g, 1, j] if hit else 0.0
+    return cnt, s0, s1
+
+
 @njit(cache=True, _nrt=False, inline='always')
 def brute_query(keys, values, g, n, qx, qy, tie):
-    """Hard-max over the first ``n`` entries of head ``g`` (``keys``/``values`` ``[G, cap, 2]``,
-    entries in time order).  Returns ``(o0, o1)``."""
-    best = qx * keys[g, 0, 0] + qy * keys[g, 0, 1]
-    j_best = 0
-    cnt = 1.0
-    s0 = values[g, 0, 0]
-    s1 = values[g, 0, 1]
-    for j in range(1, n):
-        s = qx * keys[g, j, 0] + qy * keys[g, j, 1]
-        if s > best:
-            best = s
-            j_best = j
-            cnt = 1.0
-            s0 = values[g, j, 0]
-            s1 = values[g, j, 1]
-        elif s == best:
-            j_best = j  # entries are in time order: the last tie is the latest
-            cnt += 1.0
-            s0 += values[g, j, 0]
-            s1 += values[g, j, 1]
+    """Hard-max over the first ``n`` entries of head ``g``: every score computed, maximisers
+    by equality.  ``keys``/``values`` are ``[G, 2, cap]`` (component-major so the scans
+    vectorise), entries in time order.  Returns ``(o0, o1)``."""
+    best = _brute_max(keys, g, n, qx, qy)
     if tie == LATEST_TIE:
-        return values[g, j_best, 0], values[g, j_best, 1]
+        for j in range(n - 1, -1, -1):  # the last maximiser in time order
+            if qx * keys[g, 0, j] + qy * keys[g, 1, j] == best:
+                return values[g, 0, j], values[g, 1, j]
+    cnt, s0, s1 = _brute_tie_sums(keys, values, g, n, qx, qy, best)
     return s0 / cnt, s1 / cnt
 
 
@@ -627,111 +638,108 @@ def _scatter(ptr, idx, val, r, w, out):
 
 
 @njit(cache=True, _nrt=False)
-def decode_step(tok, pos, embed, ptr, idx, val, bases, layer_heads, layer_units, head_tie,
-          x, delta, head_out, logits, stages, record, use_hull,
-          nodes, points, point_info, head_i, head_f, meta, bkeys, bvals, err):
-    """Feed token ``tok`` at position ``pos``; return the argmax next token (-1 on error)."""
-    d = x.shape[0]
-    fpos = float(pos)
-    for j in range(d):
-        x[j] = embed[tok, j]
-    _scatter(ptr, idx, val, 0, fpos, x)
-    _scatter(ptr, idx, val, 1, fpos * fpos, x)
-    if record:
-        for j in range(d):
-            stages[0, j] = x[j]
-    hb = bases[HEADS]
-    ub = bases[UNITS]
-    n_layers = layer_heads.shape[0] - 1
-    for l in range(n_layers):
-        for g in range(layer_heads[l], layer_heads[l + 1]):
-            r = hb + HEAD_ROWS * g
-            q0 = _dot(ptr, idx, val, r, x)
-            q1 = _dot(ptr, idx, val, r + 1, x)
-            k0 = _dot(ptr, idx, val, r + 2, x)
-            k1 = _dot(ptr, idx, val, r + 3, x)
-            v0 = _dot(ptr, idx, val, r + 4, x)
-            v1 = _dot(ptr, idx, val, r + 5, x)
-            if use_hull:
-                code = hull_insert(nodes, points, point_info, head_i, head_f, meta, g,
-                                      k0, k1, v0, v1, fpos)
-                if code == OK:
-                    o0, o1, code = hull_query(nodes, points, head_i, head_f, g, q0, q1)
-                if code != OK:
-                    err[0] = code
-                    err[1] = g
-                    err[2] = pos
-                    return -1
-            else:
-                bkeys[g, pos, 0] = k0
-                bkeys[g, pos, 1] = k1
-                bvals[g, pos, 0] = v0
-                bvals[g, pos, 1] = v1
-                o0, o1 = brute_query(bkeys, bvals, g, pos + 1, q0, q1, head_tie[g])
-            head_out[g, 0] = o0
-            head_out[g, 1] = o1
-        for g in range(layer_heads[l], layer_heads[l + 1]):
-            r = hb + HEAD_ROWS * g
-            _scatter(ptr, idx, val, r + 6, head_out[g, 0], delta)
-            _scatter(ptr, idx, val, r + 7, head_out[g, 1], delta)
-        for j in range(d):
-            x[j] += delta[j]
-            delta[j] = 0.0
-        if record:
-            for j in range(d):
-                stages[2 * l + 1, j] = x[j]
-        for u in range(layer_units[l], layer_units[l + 1]):
-            r = ub + UNIT_ROWS * u
-            gate = _dot(ptr, idx, val, r, x)
-            if gate > 0.0:
-                _scatter(ptr, idx, val, r + 2, gate * _dot(ptr, idx, val, r + 1, x), delta)
-        for j in range(d):
-            x[j] += delta[j]
-            delta[j] = 0.0
-        if record:
-            for j in range(d):
-                stages[2 * l + 2, j] = x[j]
-    eb = bases[UNEMBED]
-    best = 0
-    for t in range(logits.shape[0]):
-        logits[t] = _dot(ptr, idx, val, eb + t, x)
-        if logits[t] > logits[best]:
-            best = t
-    return best
-
-
-@njit(cache=True, _nrt=False)
 def decode_loop(prompt, out, cursor, max_new, stop_id, start,
-            embed, ptr, idx, val, bases, layer_heads, layer_units, head_tie,
-            x, delta, head_out, logits, stages, record, use_hull,
-            nodes, points, point_info, head_i, head_f, meta, bkeys, bvals, err):
-    """The greedy loop of ``generate.stream`` inside numba, resumable.
+                embed, ptr, idx, val, bases, layer_heads, layer_units, head_tie,
+                x, delta, head_out, logits, stages, record, use_hull,
+                nodes, points, point_info, head_i, head_f, meta, bkeys, bvals, err):
+    """The greedy loop of ``generate.stream`` with the whole decoding step inside, resumable.
 
-    ``cursor`` = [tokens fed, tokens emitted, last prediction]; the first token goes to
-    position ``start``.  Returns DONE, NEED_ROOM (grow the caches and call again) or FAILED
-    (``err`` says why)."""
+    Feeds ``prompt`` from position ``start``, then its own predictions, until ``max_new``
+    tokens are emitted into ``out`` or ``stop_id`` is.  ``cursor`` = [tokens fed, tokens
+    emitted, last prediction].  Returns DONE, NEED_ROOM (grow the caches and call again) or
+    FAILED (``err`` = code, head, position).  One step per token: embedding, then per layer
+    every used head (q, k, v from sparse rows; insert into its cache; query it), the head
+    outputs added, the live ReGLU units, and the logits' argmax (ties: lowest id).  The
+    step is written inline (not a function taking two dozen arrays) because passing arrays
+    between numba functions costs more than a small model's whole layer."""
     n_prompt = prompt.shape[0]
     n_heads = head_tie.shape[0]
+    d = x.shape[0]
+    hb = bases[HEADS]
+    ub = bases[UNITS]
+    eb = bases[UNEMBED]
+    n_layers = layer_heads.shape[0] - 1
     while True:
         fed = cursor[0]
-        if use_hull:
-            if not has_room(nodes, points, meta, n_heads):
-                return NEED_ROOM
-        elif start + fed >= bkeys.shape[1]:
-            return NEED_ROOM
-        if fed >= n_prompt and fed == n_prompt + cursor[1]:
+        if fed >= n_prompt and fed == n_prompt + cursor[1]:  # (emitted once: cursor[1] moves)
             nxt = cursor[2]
             out[cursor[1]] = nxt
             cursor[1] += 1
             if nxt == stop_id or cursor[1] == max_new:
                 return DONE
+        if use_hull:
+            if not has_room(nodes, points, meta, n_heads):
+                return NEED_ROOM
+        elif start + fed >= bkeys.shape[2]:
+            return NEED_ROOM
         tok = prompt[fed] if fed < n_prompt else out[fed - n_prompt]
-        nxt = decode_step(tok, start + fed, embed, ptr, idx, val, bases, layer_heads, layer_units, head_tie,
-                    x, delta, head_out, logits, stages, record, use_hull,
-                    nodes, points, point_info, head_i, head_f, meta, bkeys, bvals, err)
-        if nxt < 0:
-            return FAILED
-        cursor[2] = nxt
+        pos = start + fed
+        # ---- the decoding step at position `pos`
+        fpos = float(pos)
+        for j in range(d):
+            x[j] = embed[tok, j]
+        _scatter(ptr, idx, val, 0, fpos, x)
+        _scatter(ptr, idx, val, 1, fpos * fpos, x)
+        if record:
+            for j in range(d):
+                stages[0, j] = x[j]
+        for l in range(n_layers):
+            for g in range(layer_heads[l], layer_heads[l + 1]):
+                r = hb + HEAD_ROWS * g
+                q0 = _dot(ptr, idx, val, r, x)
+                q1 = _dot(ptr, idx, val, r + 1, x)
+                k0 = _dot(ptr, idx, val, r + 2, x)
+                k1 = _dot(ptr, idx, val, r + 3, x)
+                v0 = _dot(ptr, idx, val, r + 4, x)
+                v1 = _dot(ptr, idx, val, r + 5, x)
+                if use_hull:
+                    code = hull_insert(nodes, points, point_info, head_i, head_f, meta, g,
+                                       k0, k1, v0, v1, fpos)
+                    if code == OK:
+                        o0, o1, code = hull_query(nodes, points, head_i, head_f, g, q0, q1)
+                    if code != OK:
+                        err[0] = code
+                        err[1] = g
+                        err[2] = pos
+                        return FAILED
+                else:
+                    bkeys[g, 0, pos] = k0
+                    bkeys[g, 1, pos] = k1
+                    bvals[g, 0, pos] = v0
+                    bvals[g, 1, pos] = v1
+                    o0, o1 = brute_query(bkeys, bvals, g, pos + 1, q0, q1, head_tie[g])
+                head_out[g, 0] = o0
+                head_out[g, 1] = o1
+            for g in range(layer_heads[l], layer_heads[l + 1]):
+                r = hb + HEAD_ROWS * g
+                _scatter(ptr, idx, val, r + 6, head_out[g, 0], delta)
+                _scatter(ptr, idx, val, r + 7, head_out[g, 1], delta)
+            for j in range(d):
+                x[j] += delta[j]
+                delta[j] = 0.0
+            if record:
+                for j in range(d):
+                    stages[2 * l + 1, j] = x[j]
+            for u in range(layer_units[l], layer_units[l + 1]):
+                r = ub + UNIT_ROWS * u
+                gate = _dot(ptr, idx, val, r, x)
+                if gate > 0.0:
+                    _scatter(ptr, idx, val, r + 2, gate * _dot(ptr, idx, val, r + 1, x), delta)
+            for j in range(d):
+                x[j] += delta[j]
+                delta[j] = 0.0
+            if record:
+                for j in range(d):
+                    stages[2 * l + 2, j] = x[j]
+        best = 0
+        top = -np.inf
+        for t in range(logits.shape[0]):
+            z = _dot(ptr, idx, val, eb + t, x)
+            logits[t] = z
+            if z > top or t == 0:  # strict: ties go to the lowest token id
+                best = t
+                top = z
+        cursor[2] = best
         cursor[0] = fed + 1
 
 

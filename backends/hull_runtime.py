@@ -7,11 +7,10 @@ prefix is never recomputed.  With ``cache="hull"`` a head costs O(log h) per tok
 distinct hull points, see :mod:`rasp2d.backends.hull_kernels`); with ``cache="brute"`` it
 scans every earlier position, O(t), as the speed baseline and a second check.
 
-The whole per-token step is one numba function (:func:`~rasp2d.backends.hull_kernels.decode_step`)
+Decoding runs in one numba function (:func:`~rasp2d.backends.hull_kernels.decode_loop`)
 over the flattened sparse weights of :mod:`rasp2d.backends.sparse_program` (padding heads
 and dead FFN units are dropped, rows hold only their non-zeros), so there is no per-head
-Python overhead.  :meth:`generate` additionally runs the greedy loop itself inside numba
-(:func:`~rasp2d.backends.hull_kernels.decode_loop`), for long traces.
+Python overhead: ``feed`` runs it for one token, :meth:`generate` for a whole greedy trace.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ import numpy as np
 
 from rasp2d.backends.generate import Generated
 from rasp2d.backends.hull_cache import ERROR_TEXT, ExactnessError, HullPool
-from rasp2d.backends.hull_kernels import DONE, FAILED, decode_loop, decode_step
+from rasp2d.backends.hull_kernels import DONE, FAILED, decode_loop
 from rasp2d.backends.model_file import CompiledModel
 from rasp2d.backends.sparse_program import SparseProgram, sparse_program
 
@@ -50,11 +49,14 @@ class HullDecoder:
         self.logits = np.zeros(p.vocab_size)
         self.stages = np.zeros((2 * p.n_layers + 1, p.d_model))
         self._err = np.zeros(3, dtype=np.int64)
+        self._feed_prompt = np.zeros(1, dtype=np.int64)
+        self._feed_out = np.zeros(1, dtype=np.int64)
+        self._feed_cursor = np.zeros(3, dtype=np.int64)
         self._use_hull = cache == "hull"
         self.pool = HullPool([int(t) for t in p.head_tie] if self._use_hull else [0])
         width = 0 if self._use_hull else 64
-        self._bkeys = np.zeros((max(G, 1), width, 2))
-        self._bvals = np.zeros((max(G, 1), width, 2))
+        self._bkeys = np.zeros((max(G, 1), 2, width))  # component-major: see brute_query
+        self._bvals = np.zeros((max(G, 1), 2, width))
 
     # ------------------------------------------------------------------ room
     def _make_room(self, positions: int = 1) -> None:
@@ -62,13 +64,13 @@ class HullDecoder:
             self.pool.reserve()
         else:
             need = self.position + positions
-            cap = self._bkeys.shape[1]
+            cap = self._bkeys.shape[2]
             if need > cap:
                 new = max(need, 2 * cap)
                 for name in ("_bkeys", "_bvals"):
                     old = getattr(self, name)
-                    grown = np.empty((old.shape[0], new, 2))
-                    grown[:, :cap] = old  # entries past the position are written before read
+                    grown = np.empty((old.shape[0], 2, new))
+                    grown[:, :, :cap] = old  # entries past the position are written before read
                     setattr(self, name, grown)
 
     def _args(self):
@@ -89,12 +91,19 @@ class HullDecoder:
         if not 0 <= token_id < self.program.vocab_size:
             raise ValueError(f"token id {token_id} is outside the vocabulary "
                              f"(size {self.program.vocab_size})")
-        self._make_room()
-        nxt = decode_step(token_id, self.position, *self._args())
-        if nxt < 0:
-            self._raise()
+        self._feed_prompt[0] = token_id
+        cursor = self._feed_cursor
+        cursor[:] = (0, 0, -1)
+        while True:  # one token in, its prediction out: the jitted loop with a budget of one
+            status = decode_loop(self._feed_prompt, self._feed_out, cursor, 1, -1,
+                                 self.position, *self._args())
+            if status == DONE:
+                break
+            if status == FAILED:
+                self._raise()
+            self._make_room()
         self.position += 1
-        return int(nxt)
+        return int(self._feed_out[0])
 
     def generate(self, prompt: list[int], max_new_tokens: int,
                  stop_id: int | None = None) -> Generated:

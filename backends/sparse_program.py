@@ -33,7 +33,7 @@ class SparseProgram:
     vocab_size: int
     embed: np.ndarray  # [V, d] float64 (one row copied per token)
     ptr: np.ndarray  # [rows + 1] int64
-    idx: np.ndarray  # [nnz] int64: residual dimension
+    idx: np.ndarray  # [nnz] uint32: residual dimension (unsigned: no negative-index wraparound)
     val: np.ndarray  # [nnz] float64: weight
     bases: np.ndarray  # [3] int64: first row of the head, unit and unembedding blocks
     layer_heads: np.ndarray  # [L + 1] int64: used heads of layer l are layer_heads[l]:layer_heads[l+1]
@@ -92,7 +92,7 @@ def sparse_program(model: CompiledModel) -> SparseProgram:
     return SparseProgram(
         d_model=model.d_model, n_layers=model.n_layers, vocab_size=len(model.vocab),
         embed=np.ascontiguousarray(model.embed, dtype=np.float64),
-        ptr=ptr, idx=cat(idx_parts, np.int64), val=cat(val_parts, np.float64), bases=bases,
+        ptr=ptr, idx=cat(idx_parts, np.uint32), val=cat(val_parts, np.float64), bases=bases,
         layer_heads=np.array(layer_heads, dtype=np.int64),
         layer_units=np.array(layer_units, dtype=np.int64),
         head_tie=np.array(ties, dtype=np.int64),
