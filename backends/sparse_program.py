@@ -32,7 +32,7 @@ class SparseProgram:
     n_layers: int
     vocab_size: int
     embed: np.ndarray  # [V, d] float64 (one row copied per token)
-    ptr: np.ndarray  # [rows + 1] int64
+    ptr: np.ndarray  # [rows + 1] uint64
     idx: np.ndarray  # [nnz] uint32: residual dimension (unsigned: no negative-index wraparound)
     val: np.ndarray  # [nnz] float64: weight
     bases: np.ndarray  # [3] int64: first row of the head, unit and unembedding blocks
@@ -80,7 +80,7 @@ def sparse_program(model: CompiledModel) -> SparseProgram:
     bases = np.array([len(rows), len(rows) + len(head_rows),
                       len(rows) + len(head_rows) + len(unit_rows)], dtype=np.int64)
     rows += head_rows + unit_rows + list(model.unembed)
-    ptr = np.zeros(len(rows) + 1, dtype=np.int64)
+    ptr = np.zeros(len(rows) + 1, dtype=np.uint64)  # unsigned: no wraparound code
     idx_parts, val_parts = [], []
     for r, row in enumerate(rows):
         nz = np.flatnonzero(row)
