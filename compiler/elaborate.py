@@ -102,7 +102,7 @@ class Scope:
 
 
 BUILTINS = ("lookup", "prev", "prefix_sum", "prefix_mean", "prefix_count", "select_max", "attend",
-            "min", "max", "abs", "clamp", "table", "int", "token")
+            "min", "max", "abs", "clamp", "table", "int", "token", "parse_int")
 
 
 def show(e: ast.Expr) -> str:
@@ -145,8 +145,9 @@ class Elaborator:
     def program(self, module: ast.Module) -> Graph:
         self.sources[module.path] = module.source
         g = self.graph
-        settings = [i for i in module.items if isinstance(i, (ast.Vocab, ast.Setting))]
-        vocabs = [i for i in settings if isinstance(i, ast.Vocab)]
+        settings = [i for i in module.items if isinstance(i, (ast.Vocab, ast.VocabFile, ast.Setting))]
+        vocabs = [self._read_vocab(i, module.path) if isinstance(i, ast.VocabFile) else i
+                  for i in settings if isinstance(i, (ast.Vocab, ast.VocabFile))]
         if not vocabs:
             raise Rasp2dError(Span(module.path, 1, 1),
                               "the program declares no vocabulary; add e.g. `vocab { a b c }`")
@@ -169,6 +170,18 @@ class Elaborator:
         out = self.expr(emits[0].value, scope)
         g.output = self.as_token(out, emits[0].value, "emit").nid
         return g
+
+    def _read_vocab(self, v: ast.VocabFile, importer: str) -> ast.Vocab:
+        path = (Path(importer).resolve().parent / v.path).resolve()
+        if str(path) in self.files:
+            text = self.files[str(path)]
+        else:
+            try:
+                text = path.read_text()
+            except OSError as exc:
+                raise Rasp2dError(v.span, f"cannot read vocabulary file {v.path}: {exc.strerror}") from None
+        self.sources[str(path)] = text
+        return ast.Vocab(v.span, tuple(line.strip() for line in text.splitlines() if line.strip()))
 
     def _setting(self, s: ast.Setting) -> None:
         g = self.graph
@@ -226,7 +239,7 @@ class Elaborator:
             mod = parse(self.files[str(cand)], str(cand)) if str(cand) in self.files else parse_file(cand)
             self.sources[str(cand)] = mod.source
             for item in mod.items:
-                if isinstance(item, (ast.Vocab, ast.Setting, ast.Emit)):
+                if isinstance(item, (ast.Vocab, ast.VocabFile, ast.Setting, ast.Emit)):
                     raise Rasp2dError(item.span, "a module imported by another may only contain "
                                       "imports, defs and lets (no vocab, settings or emit)")
             self._modules[cand] = ModuleVal(".".join(imp.module), self._module_scope(mod))
@@ -792,6 +805,35 @@ class Elaborator:
             except ValueError:
                 pass
         return self.mk(Table(node.id, tuple(entries), default), "int", e.span, show(e))
+
+    def builtin_parse_int(self, e: ast.Call, scope: Scope) -> Value:
+        """parse_int(x, "B", 16, default=-1): the number spelled after a prefix in a token's text,
+        e.g. "B1f" -> 31; tokens of other shapes give the default (a free embedding feature)."""
+        b = self._args(e, ("x", "prefix", "base", "default"), 2)
+        x = self.expr(b["x"], scope)
+        node = self.node_of(x, b["x"])
+        if node.type.kind != "token":
+            raise Rasp2dError(b["x"].span, "parse_int(x, prefix, ...) reads a token's text; x is not a token")
+        pre = self.expr(b["prefix"], scope)
+        if not isinstance(pre, SymVal):
+            raise Rasp2dError(b["prefix"].span, "parse_int: the prefix must be a string")
+        consts = {}
+        for name, dflt in (("base", 10), ("default", 0)):
+            if name in b:
+                n = self.node_of(self.expr(b[name], scope), b[name])
+                if not isinstance(n.op, Const):
+                    raise Rasp2dError(b[name].span, f"parse_int: {name} must be a constant")
+                consts[name] = n.op.value
+            else:
+                consts[name] = dflt
+        entries = []
+        for tid, sym in enumerate(self.graph.vocab):
+            if sym.startswith(pre.text) and len(sym) > len(pre.text):
+                try:
+                    entries.append((tid, int(sym[len(pre.text):], consts["base"])))
+                except ValueError:
+                    pass
+        return self.mk(Table(node.id, tuple(entries), consts["default"]), "int", e.span, show(e))
 
     def builtin_token(self, e: ast.Call, scope: Scope) -> Value:
         b = self._args(e, ("x",), 1)

@@ -131,6 +131,14 @@ class Vocab:
 
 
 @dataclass(frozen=True)
+class VocabFile:
+    """`vocab file "tokens.txt"`: one token per line, relative to the program's folder."""
+
+    span: Span
+    path: str
+
+
+@dataclass(frozen=True)
 class Setting:
     span: Span
     name: str
@@ -143,7 +151,7 @@ class Emit:
     value: Expr
 
 
-Item = Vocab | Setting | Import | Def | Let | LetTuple | Emit
+Item = Vocab | VocabFile | Setting | Import | Def | Let | LetTuple | Emit
 
 
 @dataclass(frozen=True)

@@ -197,6 +197,10 @@ class _ToAst(Transformer):
         return ast.Vocab(self._span(meta), tuple(items))
 
     @v_args(meta=True)
+    def vocab_file(self, meta, items):
+        return ast.VocabFile(self._span(meta), _unquote(items[0]))
+
+    @v_args(meta=True)
     def setting(self, meta, items):
         name, value = items
         return ast.Setting(self._span(meta), str(name), value)

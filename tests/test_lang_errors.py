@@ -84,3 +84,23 @@ def test_cli_prints_one_line_and_no_traceback(tmp_path):
     assert proc.stderr.strip().count("\n") == 0
     assert "Traceback" not in proc.stderr
     assert proc.stderr.startswith(f"{bad}:2:9: error: unknown name `foo`")
+
+
+def test_vocab_file_and_parse_int(tmp_path):
+    (tmp_path / "v.txt").write_text("B00\nB0a\nBff\nM\n")
+    src = tmp_path / "p.rasp2d"
+    src.write_text('vocab file "v.txt"\nlet b = parse_int(tokens, "B", 16, default=-1)\n'
+                   'emit if b >= 10 then "M" else "B00"\n')
+    from rasp2d.compiler.api import compile_file
+    from rasp2d.backends.reference import evaluate
+    res = compile_file(src)
+    assert res.model.vocab == ("B00", "B0a", "Bff", "M")
+    out = evaluate(res.graph, [0, 1, 2, 3])[res.graph.output]
+    assert [res.model.vocab[t] for t in out] == ["B00", "M", "M", "B00"]
+
+
+def test_wasm_vocab_file_matches_vocab_module():
+    from pathlib import Path
+    from rasp2d.interpreter_spec.vocab import VOCAB
+    text = (Path(__file__).resolve().parent.parent / "interpreter_spec" / "wasm_vocab.txt").read_text()
+    assert tuple(text.split()) == VOCAB
