@@ -30,7 +30,10 @@ class HullDecoder:
     """Token-by-token decoder of a CompiledModel with one hull (or brute) cache per used head.
 
     ``record=True`` keeps the residual stream of every stage of the last fed token in
-    :attr:`stages` (``[2L+1, d]``); :attr:`logits` always holds the last logits.
+    :attr:`stages` (``[2L+1, d]``); :attr:`logits` always holds the last logits.  A model
+    that breaks the hull's exact-integer contract raises :class:`ExactnessError` naming the
+    layer, head and position; the decoder's caches are then partly updated, so start a new
+    decoder (or use ``cache="brute"``, which has no such contract).
     """
 
     def __init__(self, model: CompiledModel | SparseProgram, cache: str = "hull",
