@@ -102,7 +102,7 @@ class Scope:
 
 
 BUILTINS = ("lookup", "prev", "prefix_sum", "prefix_mean", "prefix_count", "select_max", "attend",
-            "min", "max", "abs", "clamp", "table", "int", "token", "parse_int")
+            "min", "max", "abs", "clamp", "table", "int", "token", "parse_int", "token_of", "id", "from_id")
 
 
 def show(e: ast.Expr) -> str:
@@ -127,6 +127,10 @@ def show(e: ast.Expr) -> str:
             return f"{op} {show(a)}" if op == "not" else f"-{show(a)}"
         case ast.IfExpr(cond=c, then=t, other=o):
             return f"(if {show(c)} then {show(t)} else {show(o)})"
+        case ast.TupleLit(items=items):
+            return "(" + ", ".join(show(i) for i in items) + ")"
+        case ast.Index(base=b, index=i):
+            return f"{show(b)}[{show(i)}]"
     return "?"
 
 
@@ -404,7 +408,11 @@ class Elaborator:
                 return self.select(cond, self.expr(t, scope), t, self.expr(o, scope), o, e)
             case ast.TupleLit(items=items):
                 return TupleVal(tuple(self.expr(i, scope) for i in items))
-            case ast.Index(base=b, index=i):
+            case ast.Index(base=b, index=ie):
+                iv = self.node_of(self.expr(ie, scope), ie)
+                if not isinstance(iv.op, Const):
+                    raise Rasp2dError(ie.span, f"tuple index `{show(ie)}` must be a compile-time constant")
+                i = iv.op.value
                 tv = self.expr(b, scope)
                 if not isinstance(tv, TupleVal):
                     raise Rasp2dError(e.span, f"`{show(b)}` is not a tuple; only tuples can be indexed")
@@ -834,6 +842,53 @@ class Elaborator:
                 except ValueError:
                     pass
         return self.mk(Table(node.id, tuple(entries), consts["default"]), "int", e.span, show(e))
+
+    def builtin_token_of(self, e: ast.Call, scope: Scope) -> Value:
+        """token_of(x, "B", 16, 2): the token spelled prefix + x in base (zero-padded to width),
+        e.g. token_of(31, "B") = "B1f"; the inverse of parse_int."""
+        b = self._args(e, ("x", "prefix", "base", "width"), 2)
+        x = self.as_num(self.expr(b["x"], scope), b["x"], "token_of")
+        pre = self.expr(b["prefix"], scope)
+        if not isinstance(pre, SymVal):
+            raise Rasp2dError(b["prefix"].span, "token_of: the prefix must be a string")
+        consts = {}
+        for name, dflt in (("base", 16), ("width", 2)):
+            n = self.node_of(self.expr(b[name], scope), b[name]) if name in b else None
+            if n is not None and not isinstance(n.op, Const):
+                raise Rasp2dError(b[name].span, f"token_of: {name} must be a constant")
+            consts[name] = n.op.value if n is not None else dflt
+        t = self.graph.node(x.nid).type
+        if t.size > 65536:
+            raise Rasp2dError(e.span, f"token_of: `{show(b['x'])}` ranges over {t.lo}..{t.hi}; clamp it first")
+        digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+        entries = []
+        for v in range(t.lo, t.hi + 1):
+            n, text = v, ""
+            while n or not text:
+                n, r = divmod(n, consts["base"])
+                text = digits[r] + text
+            text = pre.text + text.rjust(consts["width"], "0")
+            if v < 0 or text not in self.graph.vocab:
+                raise Rasp2dError(e.span, f"token_of: `{show(b['x'])}` can be {v} but {text!r} is not in "
+                                  "the vocabulary; clamp the value")
+            entries.append((v, self.graph.vocab.index(text)))
+        return self.mk(Table(x.nid, tuple(entries), entries[0][1]), "token", e.span, show(e))
+
+    def builtin_id(self, e: ast.Call, scope: Scope) -> Value:
+        """id(t): a token's vocabulary id as an int (free: the same value, another kind)."""
+        b = self._args(e, ("x",), 1)
+        t = self.as_token(self.expr(b["x"], scope), b["x"], "id()")
+        return self.mk(Affine(((t.nid, 1),), 0), "int", e.span, show(e))
+
+    def builtin_from_id(self, e: ast.Call, scope: Scope) -> Value:
+        """from_id(n): the token with vocabulary id n (n must stay within the vocabulary)."""
+        b = self._args(e, ("x",), 1)
+        x = self.as_num(self.expr(b["x"], scope), b["x"], "from_id")
+        t = self.graph.node(x.nid).type
+        if t.lo < 0 or t.hi >= len(self.graph.vocab):
+            raise Rasp2dError(e.span, f"from_id: `{show(b['x'])}` ranges over {t.lo}..{t.hi}, outside the "
+                              f"vocabulary ids 0..{len(self.graph.vocab) - 1}; clamp it first")
+        return self.mk(Affine(((x.nid, 1),), 0), "token", e.span, show(e))
 
     def builtin_token(self, e: ast.Call, scope: Scope) -> Value:
         b = self._args(e, ("x",), 1)

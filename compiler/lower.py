@@ -96,7 +96,10 @@ class Lowerer:
                               "float64 integers; narrow the operands' ranges (e.g. with clamp)")
 
     # ----------------------------------------------------------------- FFN building blocks
-    def block(self, node: Node, label: str, units: list[Unit], lo: int, hi: int) -> Lin:
+    def block(self, node: Node, label: str, units: list[Unit], lo: int, hi: int,
+              unit_bound: int | None = None) -> Lin:
+        """One FFN block; `unit_bound` (when the caller knows a tighter bound on every unit's
+        |relu(gate) * value * coef| than the slot-wise estimate) is what gets checked."""
         units = [u for u in units if u.coef]
         if not units:
             return Lin()
@@ -104,7 +107,9 @@ class Lowerer:
             raise Rasp2dError(node.span, f"`{node.label}` needs {len(units)} ReLU units (more than "
                               f"{MAX_UNITS_PER_OP}); narrow its input range or restructure it")
         for u in units:
-            self.check_exact(node, "a ReLU unit's product", self.magnitude(u.gate) * self.magnitude(u.value) * abs(u.coef))
+            bound = unit_bound if unit_bound is not None else \
+                self.magnitude(u.gate) * self.magnitude(u.value) * abs(u.coef)
+            self.check_exact(node, "a ReLU unit's product", bound)
         if all(self.slots[s].source in ("token", "one") for u in units for s in u.gate.slots() | u.value.slots()):
             # a function of the current token alone: precompute it into the embedding
             vals = tuple(sum(u.coef * max(self.token_eval(u.gate, t), 0) * self.token_eval(u.value, t)
@@ -174,7 +179,8 @@ class Lowerer:
         if (ahi - alo) * max(abs(blo), abs(bhi)) > (bhi - blo) * max(abs(alo), abs(ahi)):
             a, b, (alo, ahi), (blo, bhi) = b, a, (blo, bhi), (alo, ahi)
         prods = [(x - alo) * y for x in (alo, ahi) for y in (blo, bhi)]
-        return b * alo + self.block(node, label, [Unit(a - alo, b, 1)], min(prods), max(prods))
+        return b * alo + self.block(node, label, [Unit(a - alo, b, 1)], min(prods), max(prods),
+                                    unit_bound=max(abs(p) for p in prods))
 
     def select(self, node: Node, cond: Lin, then: Lin, other: Lin, label: str) -> Lin:
         """other + cond * (then - other) for a 0/1 condition."""
@@ -182,8 +188,10 @@ class Lowerer:
 
     # ----------------------------------------------------------------- attention
     def head(self, node: Node, label: str, q: tuple[Lin, Lin], k: tuple[Lin, Lin],
-             v: tuple[Lin, ...], tie: str, out_labels: tuple[str, ...], exact: bool = True) -> tuple[Lin, ...]:
-        score = sum(self.magnitude(qi) * self.magnitude(ki) for qi, ki in zip(q, k))
+             v: tuple[Lin, ...], tie: str, out_labels: tuple[str, ...], exact: bool = True,
+             score_bound: int | None = None) -> tuple[Lin, ...]:
+        score = score_bound if score_bound is not None else \
+            sum(self.magnitude(qi) * self.magnitude(ki) for qi, ki in zip(q, k))
         self.check_exact(node, "an attention score", score)
         outs = []
         for lin, lab in zip(v, out_labels):
@@ -200,15 +208,19 @@ class Lowerer:
         return self._squares[key]
 
     def lookup(self, node: Node, op: Lookup) -> Lin:
+        kt, qt = self.graph.node(op.key).type, self.graph.node(op.query).type
+        kmag, qmag = max(abs(kt.lo), abs(kt.hi)), max(abs(qt.lo), abs(qt.hi))
+        bound = 2 * kmag * qmag + kmag * kmag  # |2kq - k^2| from the node ranges
         if op.default is None:  # nearest key: the head's value is the answer
             key, query, value = (self.lin[a] for a in operands(op))
             (out,) = self.head(node, node.label, (query, Lin(const=1)), (key * 2, self.square(node, key) * -1),
-                               (value,), op.tie, (node.label,))
+                               (value,), op.tie, (node.label,), score_bound=bound)
             return out
         key, query, value, default = (self.lin[a] for a in operands(op))
         ksq = self.square(node, key)
         val_s, key_s = self.head(node, node.label, (query, Lin(const=1)), (key * 2, ksq * -1),
-                                 (value, key), op.tie, (f"{node.label} (value)", f"{node.label} (key found)"))
+                                 (value, key), op.tie, (f"{node.label} (value)", f"{node.label} (key found)"),
+                                 score_bound=bound)
         z = key_s - query  # 0 exactly when the key was found
         w = val_s - default
         eq = lambda x: int(x == 0)
@@ -303,6 +315,10 @@ class Lowerer:
                 pts = [p for k, _ in entries for p in (k - 1, k, k + 1)]
                 return self.pwl(node, L[a], op.apply, pts)
             case Select(c, t, o):
+                tt, ot = self.graph.node(t).type, self.graph.node(o).type
+                diff = L[t] - L[o]
+                lo, hi = self.range_of(diff)
+                self._known[diff] = (max(lo, tt.lo - ot.hi), min(hi, tt.hi - ot.lo))
                 return self.select(node, L[c], L[t], L[o], node.label)
             case Lookup():
                 return self.lookup(node, op)

@@ -80,7 +80,7 @@ class TupleLit(Expr):
 @dataclass(frozen=True)
 class Index(Expr):
     base: Expr
-    index: int
+    index: Expr  # must evaluate to a compile-time constant
 
 
 @dataclass(frozen=True)

@@ -145,7 +145,7 @@ class _ToAst(Transformer):
 
     @v_args(meta=True)
     def index(self, meta, items):
-        return ast.Index(self._span(meta), items[0], int(items[1]))
+        return ast.Index(self._span(meta), items[0], items[1])
 
     @v_args(meta=True)
     def let_tuple(self, meta, items):

@@ -1,0 +1,103 @@
+"""The WASM machine as a compiled transformer: build it, check it, run programs on it.
+
+`wasm.rasp2d` is the interpreter; this module compiles it (cached per source hash), says which
+opcodes it supports, and checks it teacher-forced against the reference trace: the model must
+predict every trace token from the tokens before it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from .program import Op
+
+SPEC = Path(__file__).with_name("wasm.rasp2d")
+
+SUPPORTED_OPS = frozenset({
+    Op.I32_CONST, Op.LOCAL_GET, Op.LOCAL_SET, Op.LOCAL_TEE, Op.I32_ADD, Op.I32_SUB, Op.I32_AND,
+    Op.I32_OR, Op.I32_XOR, Op.I32_EQZ, Op.I32_EQ, Op.I32_NE, Op.I32_LT_S, Op.I32_LT_U,
+    Op.I32_GT_S, Op.I32_GT_U, Op.I32_LE_S, Op.I32_LE_U, Op.I32_GE_S, Op.I32_GE_U, Op.DROP,
+    Op.BR, Op.BR_IF, Op.IF, Op.CALL, Op.RETURN, Op.PUTCHAR,
+})
+"""Opcodes the phase-1 machine (wasm.rasp2d) executes."""
+
+
+class UnsupportedByMachine(ValueError):
+    """The program uses something the compiled machine does not execute yet."""
+
+
+def check_supported(layout) -> None:
+    """Refuse, naming the first reason, a program the machine cannot run exactly."""
+    prog = layout.program
+    for pc, ins in enumerate(prog.code):
+        if ins.op not in SUPPORTED_OPS:
+            raise UnsupportedByMachine(f"pc {pc}: {ins.op.text} is not implemented by the compiled "
+                                       f"WASM machine yet (use --backend reference)")
+    for fn in prog.functions:
+        frame = layout.frames[fn.index]
+        if frame is not None and any(w != 4 for w in frame.local_widths):
+            raise UnsupportedByMachine(f"function {fn.name} has i64 locals; the compiled machine "
+                                       "supports i32 values only so far")
+
+
+def _cache_dir() -> Path:
+    d = Path(os.environ.get("RASP2D_CACHE_DIR", Path(tempfile.gettempdir()) / "rasp2d-cache"))
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+@lru_cache(maxsize=1)
+def compiled():
+    """CompileResult of wasm.rasp2d (graph + model); the model file is cached on disk."""
+    from rasp2d.compiler.api import compile_file
+    return compile_file(SPEC)
+
+
+def model_path() -> Path:
+    """The compiled machine as a model file, rebuilt when wasm.rasp2d or the stdlib change."""
+    from rasp2d.compiler.elaborate import STDLIB_DIR
+    h = hashlib.sha256()
+    for p in [SPEC, *sorted(STDLIB_DIR.glob("*.rasp2d")), SPEC.with_name("wasm_vocab.txt")]:
+        h.update(p.read_bytes())
+    path = _cache_dir() / f"wasm-machine-{h.hexdigest()[:16]}.npz"
+    if not path.exists():
+        compiled().model.save(path)
+    return path
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    position: int
+    step: int
+    pc: int
+    op: str
+    expected: str
+    predicted: str
+
+
+def teacher_forced_mismatches(run, limit: int = 5) -> list[Mismatch]:
+    """Run the reference evaluator of the machine over prompt + trace at once and list the
+    positions where its prediction differs from the next trace token."""
+    from rasp2d.backends.reference import evaluate
+    from .vocab import TOKEN_ID, VOCAB
+    res = compiled()
+    toks = list(run.tokens)
+    ids = [TOKEN_ID[t] for t in toks]
+    pred = evaluate(res.graph, ids)[res.graph.output]
+    starts = list(run.step_starts)
+    out = []
+    import bisect
+    for p in range(len(run.prompt) - 1, len(toks) - 1):
+        if pred[p] != ids[p + 1]:
+            s = max(bisect.bisect_right(starts, p) - 1, 0)
+            pc = run.step_pcs[s] if starts else -1
+            out.append(Mismatch(p, s, pc, run.program.code[pc].op.text if pc >= 0 else "?",
+                                toks[p + 1], VOCAB[pred[p]]))
+            if len(out) >= limit:
+                break
+    return out
