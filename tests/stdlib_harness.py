@@ -6,10 +6,14 @@ look-ups (one attention head each, no FFN), binds every output of the function t
 emits a cheap token that depends on all of them (so none is pruned).  The outputs are then
 read two ways:
 
-* the reference evaluator (the language's semantics) on the graph nodes of the outputs;
-* the compiled transformer (torch backend, hard-max): each output is an affine combination
-  of residual dimensions (its `Lin`), read from the residual stream right after the stage
-  that writes it.
+* the reference evaluator (the language's semantics) on the graph nodes of the outputs, for
+  the first `REFERENCE_EXAMPLES` examples of each check (it is plain Python over every node
+  at every position, far slower than the model);
+* the compiled transformer, for every example: each output is an affine combination of
+  residual dimensions (its `Lin`), read from the residual stream right after the stage that
+  writes it.  The bulk runs through `model_forward` (the `model_file` machine in batched
+  NumPy with sparse FFNs); the first `TORCH_EXAMPLES` of the first check of each program
+  also run through the torch backend (hard-max) and must agree.
 
 Many examples share one sequence: example `e` occupies tokens `n*e .. n*e+n-1` and its outputs
 are read at the last of them (operand byte `j` is `lookup(indices, indices - (n-1-j), ...)`),
@@ -42,6 +46,9 @@ from rasp2d.lang.parser import parse
 
 VOCAB = " ".join(str(b) for b in range(256))
 BATCH = 8  # examples per sequence (attention costs grow with the square of its length)
+TORCH_EXAMPLES = 3  # examples also run through the torch backend, once per program (dense: slow when wide)
+_TORCH_AGREES: set[int] = set()  # programs (ids of cached CompiledOps) already cross-checked with torch
+REFERENCE_EXAMPLES = 64  # examples per check also run through the reference evaluator
 
 
 class _NamingElaborator(Elaborator):
@@ -112,9 +119,11 @@ class CompiledOp:
         for ci, chunk in enumerate(chunks):
             for e in range(len(chunk)):
                 out.append(tuple(self._read(lin, snaps, ci, e) for lin in self.out_lins))
-        torch_first = self._torch_outputs(ids[:1], read)
-        if torch_first != out[:len(torch_first)]:
-            raise AssertionError("the NumPy forward and the torch backend disagree on the compiled model")
+        if id(self) not in _TORCH_AGREES:
+            torch_first = self._torch_outputs(ids[:1, :TORCH_EXAMPLES * self.n_in], read[:TORCH_EXAMPLES])
+            if torch_first != out[:len(torch_first)]:
+                raise AssertionError("the NumPy forward and the torch backend disagree on the compiled model")
+            _TORCH_AGREES.add(id(self))
         return out
 
     def _torch_outputs(self, ids: np.ndarray, read: np.ndarray) -> list[tuple[int, ...]]:
@@ -123,7 +132,7 @@ class CompiledOp:
         with torch.no_grad():
             _, res = _torch_net(self.model)(torch.tensor(ids), return_residuals=True)
         snaps = [r.numpy()[:, read, :] for r in res]
-        n = min(len(read), ids.shape[1] // self.n_in)
+        n = len(read)
         return [tuple(self._read(lin, snaps, 0, e) for lin in self.out_lins) for e in range(n)]
 
     def _read(self, lin: Lin, snaps, seq: int, e: int) -> int:
@@ -307,14 +316,18 @@ def _cost(low: Lowered, sch: Schedule, lins: tuple[Lin, ...]) -> OpCost:
     return OpCost(depth, units, sch.n_layers)
 
 
-def check(op: CompiledOp, examples: list[tuple[int, ...]], expected: list[tuple[int, ...]]) -> None:
-    """Every output byte, reference and compiled, equals the expected one."""
-    ref = op.reference(examples)
+def check(op: CompiledOp, examples: list[tuple[int, ...]], expected: list[tuple[int, ...]],
+          reference_examples: int | None = None) -> None:
+    """Every output byte equals the expected one: in the compiled model for every example, in
+    the reference evaluator for the first REFERENCE_EXAMPLES (it evaluates every node at
+    every position in Python: a few seconds per hundred examples of a division)."""
     got = op.compiled(examples)
-    for ex, want, r, g in zip(examples, expected, ref, got):
-        assert r == want, f"reference: inputs {ex} -> {r}, expected {want}"
+    ref = op.reference(examples[:REFERENCE_EXAMPLES if reference_examples is None else reference_examples])
+    for ex, want, g in zip(examples, expected, got):
         assert g == want, f"compiled model: inputs {ex} -> {g}, expected {want}"
-    assert len(ref) == len(got) == len(expected) == len(examples)
+    for ex, want, r in zip(examples, expected, ref):
+        assert r == want, f"reference: inputs {ex} -> {r}, expected {want}"
+    assert len(got) == len(expected) == len(examples)
 
 
 # ---------------------------------------------------------------------- value <-> bytes
@@ -376,12 +389,14 @@ def check_together(specs: list[OpSpec], operands: list[tuple[int, ...]]) -> None
     widths = specs[0].widths
     examples = [tuple(b for v, w in zip(ops, widths) for b in to_bytes(v, w)) for ops in operands]
     expected = [tuple(x for s in specs for x in s.ref(*ops)) for ops in operands]
-    ref, got = op.reference(examples), op.compiled(examples)
-    for ops, want, r, g in zip(operands, expected, ref, got):
+    got = op.compiled(examples)
+    ref = op.reference(examples[:REFERENCE_EXAMPLES])
+    for i, (ops, want, g) in enumerate(zip(operands, expected, got)):
+        r = ref[i] if i < len(ref) else want
         for (name, k), w_, r_, g_ in zip(owner, want, r, g):
             assert r_ == w_, f"{name} output {k} (reference) on {[hex(v) for v in ops]}: {r_}, expected {w_}"
             assert g_ == w_, f"{name} output {k} (compiled) on {[hex(v) for v in ops]}: {g_}, expected {w_}"
-    assert len(ref) == len(got) == len(operands)
+    assert len(got) == len(operands) and len(ref) == min(len(operands), REFERENCE_EXAMPLES)
 
 
 def costs_together(specs: list[OpSpec]) -> dict[str, OpCost]:
