@@ -68,8 +68,36 @@ def _trace_tokens(req: ExecRequest) -> int | None:
         return None
 
 
+def _progress(tokens: int, instructions: int, seconds: float) -> None:
+    if sys.stderr.isatty():
+        rate = tokens / seconds if seconds > 0 else 0.0
+        print(f"\r[rasp2d exec] {tokens} tokens  {instructions} instructions  {rate:,.0f} tok/s",
+              end="", file=sys.stderr, flush=True)
+
+
+def _run_transformer(backend: str) -> Callable[[ExecRequest], ExecResult]:
+    """Run the program inside the compiled WASM machine (interpreter_spec/wasm.rasp2d)."""
+    def run(req: ExecRequest) -> ExecResult:
+        from rasp2d.interpreter_spec.machine import run_in_model
+        from rasp2d.interpreter_spec.traps import StepLimitExceeded
+        max_tokens = 50_000_000 if req.max_steps is None else 12 * req.max_steps
+        r = run_in_model(req.module, req.entry, req.input, backend=backend, max_tokens=max_tokens,
+                         progress=_progress)
+        if sys.stderr.isatty():
+            print(file=sys.stderr)
+        n = len(r.tokens) - r.prompt_len
+        if r.results is None and r.trap is None:
+            raise StepLimitExceeded(f"stopped after {n} generated tokens without HALT")
+        return ExecResult(r.results or (), r.output, r.instructions,
+                          trap=None if r.trap is None else r.trap, trace_tokens=n)
+    return run
+
+
 BACKENDS: dict[str, Callable[[ExecRequest], ExecResult]] = {
     "reference": _run_reference,
+    "hull": _run_transformer("hull"),
+    "brute": _run_transformer("brute"),
+    "torch": _run_transformer("torch"),
 }
 """Backend name -> executor. An executor raises StepLimitExceeded past `max_steps`."""
 
@@ -85,7 +113,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"{LOAD_ERROR_EXIT} if the program cannot be loaded or compiled.")
     parser.add_argument("program", help="program file: .c (compiled with zig cc), .wat or .wasm")
     parser.add_argument("--backend", default="reference", choices=sorted(BACKENDS),
-                        help="executor (default: reference, the plain-Python interpreter)")
+                        help="executor: reference (the plain-Python interpreter, default), or the "
+                             "compiled transformer with the hull cache (hull), a brute-force "
+                             "cache (brute) or PyTorch (torch)")
     src = parser.add_mutually_exclusive_group()
     src.add_argument("--input", default=None, metavar="TEXT",
                      help="bytes getchar() returns (UTF-8); default: none (getchar gives -1)")
@@ -116,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
     from rasp2d.interpreter_spec.decoder import WasmError
     from rasp2d.interpreter_spec.frontend import CompileError, default_entry, load_program
     from rasp2d.interpreter_spec.program import flatten
+    from rasp2d.interpreter_spec.machine import UnsupportedByMachine
     from rasp2d.interpreter_spec.traps import StepLimitExceeded, Trap, UnsupportedAtRuntime
 
     try:
@@ -138,6 +169,9 @@ def run(args: argparse.Namespace) -> int:
     except StepLimitExceeded as exc:
         print(f"rasp2d exec: {exc}", file=sys.stderr)
         return STEP_LIMIT_EXIT
+    except UnsupportedByMachine as exc:
+        print(f"rasp2d exec: {exc}", file=sys.stderr)
+        return LOAD_ERROR_EXIT
     except UnsupportedAtRuntime as exc:
         print(f"rasp2d exec: unsupported: {exc}", file=sys.stderr)
         return LOAD_ERROR_EXIT
@@ -154,7 +188,9 @@ def run(args: argparse.Namespace) -> int:
         status = (result.results[0] & 0xFF) if result.results else 0
     rate = result.steps / elapsed if elapsed > 0 else float("inf")
     summary = (f"[rasp2d exec] backend={args.backend} instructions={result.steps} "
-               f"time={elapsed:.3f}s rate={rate / 1e6:.2f}M instr/s")
+               f"time={elapsed:.3f}s rate={rate / 1e6:.4f}M instr/s")
+    if args.backend != "reference" and result.trace_tokens:
+        summary += f" tok/s={result.trace_tokens / elapsed:,.0f}"
     if result.trace_tokens is not None:
         summary += (f" trace_tokens={result.trace_tokens} "
                     f"({result.trace_tokens / max(1, result.steps):.2f}/instr)")

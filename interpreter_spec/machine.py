@@ -101,3 +101,69 @@ def teacher_forced_mismatches(run, limit: int = 5) -> list[Mismatch]:
             if len(out) >= limit:
                 break
     return out
+
+
+@dataclass(frozen=True)
+class ModelRun:
+    tokens: tuple[str, ...]  # prompt + generated trace
+    prompt_len: int
+    output: bytes
+    results: tuple[int, ...] | None
+    trap: str | None
+    instructions: int
+    seconds: float
+
+
+def make_decoder(backend: str, model):
+    if backend in ("hull", "brute"):
+        from rasp2d.backends.hull_runtime import HullDecoder
+        return HullDecoder(model, cache=backend)
+    if backend == "torch":
+        from rasp2d.backends.torch_backend import TorchDecoder
+        return TorchDecoder(model)
+    raise ValueError(f"unknown transformer backend {backend!r} (hull, brute or torch)")
+
+
+def run_in_model(module, entry: str, input_bytes: bytes = b"", *, backend: str = "hull",
+                 max_tokens: int = 50_000_000, progress=None) -> ModelRun:
+    """Execute `entry` inside the compiled WASM machine: the prompt goes in, the transformer
+    generates the trace token by token until HALT or a trap token."""
+    import time
+    from rasp2d.backends.model_file import CompiledModel
+    from .layout import as_layout, entry_function
+    from .prompt import build_prompt
+    from .trace import decode_trace
+    from .vocab import TOKEN_ID, VOCAB
+
+    layout = as_layout(module)
+    check_supported(layout)
+    fn = entry_function(layout, entry)
+    if fn.n_params:
+        raise UnsupportedByMachine(f"{fn.name} takes parameters; the machine starts functions "
+                                   "without arguments so far")
+    prompt = build_prompt(layout, fn.index, (), input_bytes)
+    model = CompiledModel.load(model_path())
+    dec = make_decoder(backend, model)
+    ids = [TOKEN_ID[t] for t in prompt]
+    started = time.perf_counter()
+    nxt = -1
+    for t in ids:
+        nxt = dec.feed(t)
+    out: list[int] = []
+    anchors = 1  # the first step's anchor ends the prompt
+    halt, m_id = TOKEN_ID["HALT"], TOKEN_ID["M"]
+    jl_lo, jl_hi = TOKEN_ID["JL00"], TOKEN_ID["JLff"]
+    trap_lo = min(i for i, t in enumerate(VOCAB) if t.startswith("TRAP_"))
+    while len(out) < max_tokens:
+        out.append(nxt)
+        if nxt == halt or nxt >= trap_lo:
+            break
+        if nxt == m_id or jl_lo <= nxt <= jl_hi:
+            anchors += 1
+        if progress is not None and len(out) % 2048 == 0:
+            progress(len(ids) + len(out), anchors, time.perf_counter() - started)
+        nxt = dec.feed(nxt)
+    seconds = time.perf_counter() - started
+    tokens = tuple(prompt) + tuple(VOCAB[i] for i in out)
+    decoded = decode_trace(tokens)
+    return ModelRun(tokens, len(prompt), decoded.output, decoded.results, decoded.trap, anchors, seconds)
