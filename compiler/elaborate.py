@@ -12,7 +12,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from rasp2d.compiler import semantics
-from rasp2d.compiler.graph import (BOOL, ELEMENTWISE, Abs, Affine, Attend, Const, Equals,
+from rasp2d.compiler.graph import (BOOL, ELEMENTWISE, Abs, Affine, Attend, Case, Const, Equals,
                                    FloorDiv, Graph, Indices, Lookup, Max, Min, Mod, Mul, Op,
                                    PrefixSum, Select, SelectMax, Step, Table, Tokens, VType,
                                    operands)
@@ -143,6 +143,8 @@ class Elaborator:
         self._loading: set[Path] = set()
         self._named: set[int] = set()
         self._call_depth = 0
+        self._chains: dict[tuple[str, int], list[int]] = {}  # and/or node -> flattened operands
+        self._chain_nodes: set[int] = set()  # if/else results that a further `else if` may extend
         self.sources: dict[str, str] = {}
 
     # ================================================================ programs & modules
@@ -430,7 +432,18 @@ class Elaborator:
             return TupleVal(tuple(self.select(cond, a, t, b, o, e) for a, b in zip(tv.items, ov.items)))
         tn, on = self.unify(tv, t, ov, o, "if ... then ... else")
         kind = self._join_kind(tn, on)
-        return self.mk(Select(cond.nid, tn.nid, on.nid), kind, e.span, show(e))
+        g = self.graph
+        if isinstance(g.node(cond.nid).op, Const):
+            return tn if g.node(cond.nid).op.value else on
+        inner = g.node(on.nid).op
+        if isinstance(inner, (Select, Case)) and on.nid in self._chain_nodes:
+            conds, values, default = ((inner.cond,), (inner.then,), inner.other) if isinstance(inner, Select) \
+                else (inner.conds, inner.values, inner.default)
+            node = self.mk(Case((cond.nid, *conds), (tn.nid, *values), default), kind, e.span, show(e))
+        else:
+            node = self.mk(Select(cond.nid, tn.nid, on.nid), kind, e.span, show(e))
+        self._chain_nodes.add(node.nid)
+        return node
 
     def name(self, e: ast.Name, scope: Scope) -> Value:
         head, *rest = e.parts
@@ -476,10 +489,7 @@ class Elaborator:
         if op in ("and", "or"):
             a = self.as_bool(av, e.left, op)
             b = self.as_bool(bv, e.right, op)
-            prod = self.mk(Mul(a.nid, b.nid), "bool", span, label)
-            if op == "and":
-                return prod
-            return self.affine([(a.nid, 1), (b.nid, 1), (prod.nid, -1)], 0, span, label, "bool")
+            return self.bool_chain(op, [a.nid, b.nid], span, label)
         if op in ("==", "!=", "<", "<=", ">", ">="):
             if any(isinstance(v, (MeanVal, FracVal)) for v in (av, bv)):
                 return self.compare_means(op, av, e.left, bv, e.right, span, label)
@@ -516,6 +526,27 @@ class Elaborator:
         if k == 0:
             raise Rasp2dError(e.right.span, "division by zero")
         return self.mk(FloorDiv(a.nid, k) if op == "//" else Mod(a.nid, k), "int", span, label)
+
+    def bool_chain(self, op: str, nids: list[int], span: Span, label: str) -> NodeVal:
+        """`a or b or c ...` is [a + b + c ... >= 1] and `a and b ...` is [a + b ... >= n]: one
+        step on a sum, however long the chain (nested and/or of one kind are flattened).  An
+        `or` of equality tests on one operand becomes a single table (membership test)."""
+        flat: list[int] = []
+        for nid in nids:
+            flat.extend(self._chains.get((op, nid), [nid]))
+        flat = sorted(set(flat))
+        g = self.graph
+        if op == "or":
+            eqs = [g.node(n).op for n in flat]
+            if len(flat) > 1 and all(isinstance(o, Equals) for o in eqs) and len({o.a for o in eqs}) == 1:
+                node = self.mk(Table(eqs[0].a, tuple(sorted((o.value, 1) for o in eqs)), 0), "bool", span, label)
+                self._chains[(op, node.nid)] = flat
+                return node
+        total = self.affine([(n, 1) for n in flat], 0, span, f"{label} (count)")
+        node = self.mk(Step(total.nid, 1 if op == "or" else len(flat)), "bool", span, label)
+        if isinstance(g.node(node.nid).op, Step):
+            self._chains[(op, node.nid)] = flat
+        return node
 
     def compare(self, op: str, a: NodeVal, b: NodeVal, span: Span, label: str) -> NodeVal:
         """Every comparison becomes a step or an equality test on the difference a - b."""

@@ -135,6 +135,18 @@ class Select:
 
 
 @dataclass(frozen=True)
+class Case:
+    """`if c1 then v1 else if c2 then v2 ... else default`: the value of the first true condition.
+
+    A chain of if/else is one op so it compiles to one FFN layer (each branch is selected by
+    the step [c_i - c_1 - ... - c_{i-1} >= 1]), not one layer per `else if`."""
+
+    conds: tuple[int, ...]
+    values: tuple[int, ...]
+    default: int
+
+
+@dataclass(frozen=True)
 class Lookup:
     """Value at the latest j <= i with key_j == query_i, else `default`.
 
@@ -175,9 +187,9 @@ class Attend:
 
 
 Op = (Tokens | Indices | Const | Affine | Mul | Step | Equals | FloorDiv | Mod | Min | Max | Abs
-      | Table | Select | Lookup | PrefixSum | SelectMax | Attend)
+      | Table | Select | Case | Lookup | PrefixSum | SelectMax | Attend)
 
-ELEMENTWISE = (Const, Affine, Mul, Step, Equals, FloorDiv, Mod, Min, Max, Abs, Table, Select)
+ELEMENTWISE = (Const, Affine, Mul, Step, Equals, FloorDiv, Mod, Min, Max, Abs, Table, Select, Case)
 
 
 def operands(op: Op) -> tuple[int, ...]:
@@ -192,6 +204,8 @@ def operands(op: Op) -> tuple[int, ...]:
             return (a,)
         case Select(c, t, o):
             return (c, t, o)
+        case Case(conds, values, default):
+            return (*conds, *values, default)
         case Lookup(key, query, value, default, _):
             return (key, query, value) if default is None else (key, query, value, default)
         case SelectMax(score, value, _):

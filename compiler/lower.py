@@ -22,7 +22,7 @@ from dataclasses import replace
 from fractions import Fraction
 
 from rasp2d.backends.reference import evaluate
-from rasp2d.compiler.graph import (ELEMENTWISE, Abs, Affine, Attend, Const, Equals, FloorDiv,
+from rasp2d.compiler.graph import (ELEMENTWISE, Abs, Affine, Attend, Case, Const, Equals, FloorDiv,
                                    Graph, Indices, Lookup, Max, Min, Mod, Mul, Node, PrefixSum,
                                    Select, SelectMax, Step, Table, Tokens, operands)
 from rasp2d.compiler.primitives import ONE, FfnBlock, Head, Lin, Lowered, Slot, Unit
@@ -320,6 +320,21 @@ class Lowerer:
                 lo, hi = self.range_of(diff)
                 self._known[diff] = (max(lo, tt.lo - ot.hi), min(hi, tt.hi - ot.lo))
                 return self.select(node, L[c], L[t], L[o], node.label)
+            case Case(conds, values, default):
+                # branch i is taken when c_i - (c_1 + ... + c_{i-1}) >= 1: one gated unit pair each
+                step1 = lambda x: int(x >= 1)
+                acc = L[default]
+                seen = Lin()
+                dt = self.graph.node(default).type
+                for c, v in zip(conds, values):
+                    z = L[c] - seen
+                    diff = L[v] - L[default]
+                    vt = self.graph.node(v).type
+                    lo, hi = self.range_of(diff)
+                    self._known[diff] = (max(lo, vt.lo - dt.hi), min(hi, vt.hi - dt.lo))
+                    acc = acc + self.gated_pwl(node, z, step1, (0, 1), diff, node.label)
+                    seen = seen + L[c]
+                return acc
             case Lookup():
                 return self.lookup(node, op)
             case PrefixSum(a):

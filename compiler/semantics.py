@@ -8,7 +8,7 @@ has the divisor's sign).
 
 from __future__ import annotations
 
-from rasp2d.compiler.graph import (Abs, Affine, Const, Equals, FloorDiv, Max, Min, Mod, Mul, Op,
+from rasp2d.compiler.graph import (Abs, Affine, Case, Const, Equals, FloorDiv, Max, Min, Mod, Mul, Op,
                                    Select, Step, Table)
 
 
@@ -39,6 +39,12 @@ def apply(op: Op, args: tuple[int, ...]) -> int:
             return op.apply(args[0])
         case Select():
             return args[1] if args[0] else args[2]
+        case Case(conds=conds):
+            n = len(conds)
+            for c, v in zip(args[:n], args[n:2 * n]):
+                if c:
+                    return v
+            return args[-1]
     raise TypeError(f"{op!r} is not element-wise")
 
 
@@ -96,4 +102,7 @@ def value_range(op: Op, ranges: tuple[tuple[int, int], ...]) -> tuple[int, int]:
         case Select():
             _, (t0, t1), (o0, o1) = ranges
             return min(t0, o0), max(t1, o1)
+        case Case(conds=conds):
+            vals = ranges[len(conds):]
+            return min(r[0] for r in vals), max(r[1] for r in vals)
     raise TypeError(f"{op!r} is not element-wise")
