@@ -146,7 +146,8 @@ class Lowerer:
             return affine
         # the unit block's own range: output minus its affine part (bounded by unit magnitudes)
         mag = sum(abs(int(c)) * max(hi - p, 0) for p, c in kinks)
-        result = affine + self.block(node, label or node.label, units, -mag, mag)
+        bound = max(abs(int(c)) * max(abs(lo - p), abs(hi - p)) for p, c in kinks)
+        result = affine + self.block(node, label or node.label, units, -mag, mag, unit_bound=bound)
         if result.terms and self.slots[result.terms[-1][0]].source == "ffn":
             self._recipe[result] = (z, f, tuple(points))
         return result
@@ -159,7 +160,9 @@ class Lowerer:
         units = [Unit(z - lo, w, int(s0))] + [Unit(z - p, w, int(c)) for p, c in kinks]
         wmag = self.magnitude(w)
         mag = wmag * (abs(int(s0)) * (hi - lo) + sum(abs(int(c)) * max(hi - p, 0) for p, c in kinks))
-        return w * f0 + self.block(node, label, units, -mag, mag)
+        bound = wmag * max([abs(int(s0)) * (hi - lo)] +
+                           [abs(int(c)) * max(abs(lo - p), abs(hi - p)) for p, c in kinks])
+        return w * f0 + self.block(node, label, units, -mag, mag, unit_bound=bound)
 
     def product(self, node: Node, a: Lin, b: Lin, label: str) -> Lin:
         """a * b = lo_a * b + relu(a - lo_a) * b, exact since a - lo_a >= 0."""
