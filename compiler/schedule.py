@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rasp2d.compiler.primitives import Lowered
+from rasp2d.compiler.primitives import ONE, Lowered
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ def schedule(low: Lowered) -> Schedule:
     for b in low.ffns:
         for s in b.inputs():
             last[s] = max(last[s], 2 * ffn_layer[b.id] + 1)
-    for s in low.output.slots():
+    for s in low.output.slots() | {ONE}:  # the unembedding reads the one-slot (the -t^2 term)
         last[s] = final
     for s, w in enumerate(write):
         if low.slots[s].source == "dead":

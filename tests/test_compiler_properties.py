@@ -99,3 +99,11 @@ def test_pwl_ops_exact_at_range_edges(lo, span, k):
            f"emit token(clamp(v // {k} + v % {k}, 0, 1))")
     res = compile_source(src, "edge.rasp2d")
     assert res.model.n_layers >= 1
+
+
+def test_one_slot_survives_to_the_unembedding():
+    """Regression: the constant-one dimension was cleared and reused although the unembedding
+    reads it (the -t^2 term of every logit)."""
+    src = (f"vocab {{ {VOCAB} }}\nmax_len 16\nlet x0 = int(tokens, default=5)\n"
+           "let x6 = int(x0 == indices)\nemit token(if x6 > x0 then x6 else x0)\n")
+    check_program(src, [[1], [0, 1], [5, 3, 2]])
