@@ -115,10 +115,8 @@ class CompiledOp:
         ids = np.array([[b for ex in c + [pad] * (width - len(c)) for b in ex] for c in chunks])
         read = np.arange(width) * self.n_in + self.n_in - 1
         snaps = model_forward(self.model, ids, read)
-        out: list[tuple[int, ...]] = []
-        for ci, chunk in enumerate(chunks):
-            for e in range(len(chunk)):
-                out.append(tuple(self._read(lin, snaps, ci, e) for lin in self.out_lins))
+        values = np.stack([self._read_all(lin, snaps) for lin in self.out_lins], axis=-1)  # [B, E, outs]
+        out = [tuple(int(v) for v in values[ci, e]) for ci, chunk in enumerate(chunks) for e in range(len(chunk))]
         if id(self) not in _TORCH_AGREES:
             torch_first = self._torch_outputs(ids[:1, :TORCH_EXAMPLES * self.n_in], read[:TORCH_EXAMPLES])
             if torch_first != out[:len(torch_first)]:
@@ -134,6 +132,15 @@ class CompiledOp:
         snaps = [r.numpy()[:, read, :] for r in res]
         n = len(read)
         return [tuple(self._read(lin, snaps, 0, e) for lin in self.out_lins) for e in range(n)]
+
+    def _read_all(self, lin: Lin, snaps) -> np.ndarray:
+        """The value of `lin` at every read position ([batch, examples]), checked integral."""
+        total = np.full(snaps[0].shape[:2], float(lin.const))
+        for s, c in lin.terms:
+            total += c * snaps[self.sched.write_stage[s]][:, :, self.dims[s]]
+        if not np.array_equal(total, np.round(total)):
+            raise AssertionError("a compiled output is not an integer")
+        return np.round(total).astype(np.int64)
 
     def _read(self, lin: Lin, snaps, seq: int, e: int) -> int:
         total = float(lin.const)
@@ -154,8 +161,8 @@ def model_forward(model: CompiledModel, ids: np.ndarray, read: np.ndarray) -> li
     """
     B, n = ids.shape
     x = model.embed[ids] + (position_features(np.arange(n)) @ model.pos_embed)[None]
-    used = [[h for h in range(model.n_heads) if np.any(model.W_o[l, :, h, :])] for l in range(model.n_layers)]
-    last_attn = max((l for l in range(model.n_layers) if used[l]), default=-1)
+    heads = _used_heads(model)
+    last_attn = max((l for l in range(model.n_layers) if heads[l]), default=-1)
     causal = np.tril(np.ones((n, n), dtype=bool))
     pos = np.arange(n)
     snaps = [x[:, read, :]]
@@ -164,19 +171,18 @@ def model_forward(model: CompiledModel, ids: np.ndarray, read: np.ndarray) -> li
     for l in range(model.n_layers):
         if l <= last_attn:
             upd = np.zeros_like(x)
-            for h in used[l]:
-                q = x @ model.W_q[l, h].T  # [B, n, 2]
-                k = x @ model.W_k[l, h].T
-                v = x @ model.W_v[l, h].T
+            for tie, cols, wq, wk, wv, rows, wo in heads[l]:
+                xc = x[:, :, cols]
+                q, k, v = xc @ wq.T, xc @ wk.T, xc @ wv.T  # [B, n, 2]
                 scores = q[:, :, None, 0] * k[:, None, :, 0] + q[:, :, None, 1] * k[:, None, :, 1]
                 scores = np.where(causal[None], scores, -np.inf)
                 winners = causal[None] & (scores == scores.max(axis=2, keepdims=True))
-                if model.tie[l, h] == LATEST:
+                if tie == LATEST:
                     last = np.where(winners, pos[None, None, :], -1).max(axis=2)  # [B, n]
                     o = np.take_along_axis(v, last[..., None], axis=1)
                 else:
                     o = (winners.astype(np.float64) @ v) / winners.sum(axis=2, keepdims=True)
-                upd += o @ model.W_o[l, :, h, :].T
+                upd[:, :, rows] += o @ wo.T
             x = x + upd
             if l == last_attn:
                 x = x[:, read, :]
@@ -187,6 +193,26 @@ def model_forward(model: CompiledModel, ids: np.ndarray, read: np.ndarray) -> li
         x = x + _spmm(hidden, *out).reshape(x.shape)
         snaps.append(x if l >= last_attn else x[:, read, :])
     return snaps
+
+
+@functools.lru_cache(maxsize=None)
+def _used_heads(model: CompiledModel):
+    """Per layer, the heads with a non-zero output (the rest are padding), restricted to the
+    residual dimensions they read and write."""
+    out = []
+    for l in range(model.n_layers):
+        layer = []
+        for h in range(model.n_heads):
+            wo = model.W_o[l, :, h, :]
+            rows = np.flatnonzero(np.any(wo, axis=1))
+            if not len(rows):
+                continue
+            w = np.concatenate([model.W_q[l, h], model.W_k[l, h], model.W_v[l, h]])
+            cols = np.flatnonzero(np.any(w, axis=0))
+            layer.append((model.tie[l, h], cols, model.W_q[l, h][:, cols], model.W_k[l, h][:, cols],
+                          model.W_v[l, h][:, cols], rows, wo[rows]))
+        out.append(layer)
+    return out
 
 
 @functools.lru_cache(maxsize=None)

@@ -111,3 +111,34 @@ def test_result_depths():
     assert compile_op(IMP, 12, f"divide.rem_u_from_quotient({N}, {D}, {Q})", 4).cost.depth == 2
     assert compile_op(IMP, 12, f"divide.div_s_result({N}, {D}, {Q})", 4).cost.depth == 2
     assert {n: c.depth for n, c in costs_together(TRAPS).items()} == {"divisor_is_zero": 1, "div_s_overflows": 1}
+
+
+def rem_s_pairs(count: int) -> list[tuple[int, int]]:
+    pairs = [(n, d) for n in GRID32 + (0x80000000, 5, 0xFFFFFFFB) for d in GRID32 + (0xFFFFFFFF, 3, 0xFFFFFFFD) if d]
+    rng = random.Random(7)
+    return pairs + [(rng.getrandbits(32), rng.choice([rng.getrandbits(32), rng.getrandbits(9) + 1,
+                                                       2 ** 32 - rng.getrandbits(9) - 1])) for _ in range(count)]
+
+
+def check_rem_s(fn: str, pairs: list[tuple[int, int]]):
+    op = compile_op(IMP, 12, f"divide.{fn}({N}, {D}, {Q})", 4)
+    check(op, [to_bytes(n, 4) + to_bytes(d, 4) + to_bytes(magnitude_quotient(n, d), 4) for n, d in pairs],
+          [wasm("I32_REM_S")(n, d) for n, d in pairs], REF_EXAMPLES)
+    return op
+
+
+def test_rem_s():
+    assert check_rem_s("rem_s_from_quotient", rem_s_pairs(300)).cost.depth == 3
+
+
+@settings(max_examples=2, deadline=None)
+@given(pairs=st.lists(st.tuples(word_strategy(4), nonzero), min_size=60, max_size=100))
+def test_rem_s_random(pairs):
+    check_rem_s("rem_s_from_quotient", pairs)
+
+
+@pytest.mark.slow
+def test_rem_s_wide():
+    """The depth-2 variant: ~6100 steps, each its own residual dimension (d_model ~6200, several
+    GB of dense weights), hence slow."""
+    assert check_rem_s("rem_s_from_quotient_wide", rem_s_pairs(100)).cost.depth == 2
