@@ -644,6 +644,19 @@ class Elaborator:
                 raise Rasp2dError(e.span, f"{fname}() is missing its argument `{n}`")
         return {**(defaults or {}), **bound}
 
+    def _const_args(self, fname: str, bound, scope, defaults: dict[str, int]) -> dict[str, int]:
+        """Integer arguments that must be compile-time constants (with their defaults)."""
+        out = {}
+        for name, dflt in defaults.items():
+            if name not in bound:
+                out[name] = dflt
+                continue
+            n = self.node_of(self.expr(bound[name], scope), bound[name])
+            if not isinstance(n.op, Const):
+                raise Rasp2dError(bound[name].span, f"{fname}: {name} must be a constant")
+            out[name] = n.op.value
+        return out
+
     def _tie(self, e: ast.Call, bound, scope) -> str:
         if "tie" not in bound:
             return "latest"
@@ -856,15 +869,7 @@ class Elaborator:
         pre = self.expr(b["prefix"], scope)
         if not isinstance(pre, SymVal):
             raise Rasp2dError(b["prefix"].span, "parse_int: the prefix must be a string")
-        consts = {}
-        for name, dflt in (("base", 10), ("default", 0)):
-            if name in b:
-                n = self.node_of(self.expr(b[name], scope), b[name])
-                if not isinstance(n.op, Const):
-                    raise Rasp2dError(b[name].span, f"parse_int: {name} must be a constant")
-                consts[name] = n.op.value
-            else:
-                consts[name] = dflt
+        consts = self._const_args("parse_int", b, scope, {"base": 10, "default": 0})
         entries = []
         for tid, sym in enumerate(self.graph.vocab):
             if sym.startswith(pre.text) and len(sym) > len(pre.text):
@@ -882,12 +887,7 @@ class Elaborator:
         pre = self.expr(b["prefix"], scope)
         if not isinstance(pre, SymVal):
             raise Rasp2dError(b["prefix"].span, "token_of: the prefix must be a string")
-        consts = {}
-        for name, dflt in (("base", 16), ("width", 2)):
-            n = self.node_of(self.expr(b[name], scope), b[name]) if name in b else None
-            if n is not None and not isinstance(n.op, Const):
-                raise Rasp2dError(b[name].span, f"token_of: {name} must be a constant")
-            consts[name] = n.op.value if n is not None else dflt
+        consts = self._const_args("token_of", b, scope, {"base": 16, "width": 2})
         t = self.graph.node(x.nid).type
         if t.size > 65536:
             raise Rasp2dError(e.span, f"token_of: `{show(b['x'])}` ranges over {t.lo}..{t.hi}; clamp it first")

@@ -79,29 +79,26 @@ def check(name: str, xs: list[str], backends=("torch",)) -> None:
         assert got == expected, f"{backend} backend disagrees on {xs}: {got} != {expected}"
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_example_matches_task(name):
+def run_examples(name: str, n: int) -> None:
     strategy, _ = CASES[name]
 
-    @settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=n, deadline=None, suppress_health_check=list(HealthCheck))
     @given(strategy)
     def run(xs):
         check(name, xs, backends=("torch", "hull", "brute"))
 
     run()
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_example_matches_task(name):
+    run_examples(name, 120)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_example_matches_task_long(name):
-    strategy, _ = CASES[name]
-
-    @settings(max_examples=1500, deadline=None, suppress_health_check=list(HealthCheck))
-    @given(strategy)
-    def run(xs):
-        check(name, xs, backends=("torch", "hull", "brute"))
-
-    run()
+    run_examples(name, 1500)
 
 
 def test_readme_sort_command(tmp_path):
