@@ -124,6 +124,33 @@ class CompiledOp:
             _TORCH_AGREES.add(id(self))
         return out
 
+    # ------------------------------------------------------------------ whole streams
+    def stream(self, seqs: list[list[int]]) -> tuple[list[list[tuple[int, ...]]], list[list[tuple[int, ...]]]]:
+        """Outputs at every position of each token sequence (equal lengths): reference, compiled.
+
+        For programs whose values depend on the whole history (memory, slots, counters)
+        rather than on a fixed window of operand bytes.
+        """
+        ids = np.array(seqs)
+        read = np.arange(ids.shape[1])
+        snaps = model_forward(self.model, ids, read)
+        values = np.stack([self._read_all(lin, snaps) for lin in self.out_lins], axis=-1)
+        got = [[tuple(int(v) for v in values[b, i]) for i in range(ids.shape[1])] for b in range(ids.shape[0])]
+        if id(self) not in _TORCH_AGREES:
+            if self._torch_outputs(ids[:1], read) != got[0]:
+                raise AssertionError("the NumPy forward and the torch backend disagree on the compiled model")
+            _TORCH_AGREES.add(id(self))
+        ref = []
+        want = [n for n in self.out_nodes if n is not None]
+        nodes = self.graph.live_nodes() | set(want)
+        for n in want:
+            nodes |= nx.ancestors(self.graph.g, n)
+        for seq in seqs:
+            vals = evaluate(self.graph, list(seq), nodes)
+            ref.append([tuple(c if n is None else vals[n][i] for n, c in zip(self.out_nodes, self.out_consts))
+                        for i in range(len(seq))])
+        return ref, got
+
     def _torch_outputs(self, ids: np.ndarray, read: np.ndarray) -> list[tuple[int, ...]]:
         import torch
 
@@ -248,8 +275,9 @@ def _chunks(xs: list, n: int):
         yield xs[i:i + n]
 
 
-def program_text(imports: str, n_in: int, lets: tuple[str, ...], outputs: tuple[str, ...]) -> str:
-    lines = [f"vocab {{ {VOCAB} }}", f"max_len {BATCH * n_in}", imports]
+def program_text(imports: str, n_in: int, lets: tuple[str, ...], outputs: tuple[str, ...],
+                 max_len: int | None = None) -> str:
+    lines = [f"vocab {{ {VOCAB} }}", f"max_len {max_len or BATCH * n_in}", imports]
     for j in range(n_in):
         lines.append(f"let x{j} = lookup(indices, indices - {n_in - 1 - j}, int(tokens))")
     lines += [f"let r{i} = {e}" for i, e in enumerate(lets)]
@@ -270,7 +298,8 @@ def compile_op(imports: str, n_in: int, expr: str, n_out: int) -> CompiledOp:
 
 
 @functools.lru_cache(maxsize=None)
-def compile_program(imports: str, n_in: int, lets: tuple[str, ...], outputs: tuple[str, ...]) -> CompiledOp:
+def compile_program(imports: str, n_in: int, lets: tuple[str, ...], outputs: tuple[str, ...],
+                    max_len: int | None = None) -> CompiledOp:
     """`lets` bind `r0, r1, ...` from the operand bytes `x0 ..`; `outputs` are read from them.
 
     The emit never compares an output directly: the compiler bounds a value that mixes PWL
@@ -280,7 +309,7 @@ def compile_program(imports: str, n_in: int, lets: tuple[str, ...], outputs: tup
     output uses the output's own (tight) range.
     """
     n_out = len(outputs)
-    source = program_text(imports, n_in, lets, outputs)
+    source = program_text(imports, n_in, lets, outputs, max_len)
     module = parse(source, "<stdlib-harness>")
     el = _NamingElaborator()
     graph = el.program(module)
