@@ -36,6 +36,12 @@ class CompileResult:
         return sum(self.seconds.values())
 
 
+def _width(low: Lowered, sch: Schedule, alloc: Allocation) -> int:
+    """d_model a placement leads to: residual dimensions, or twice the busiest layer's heads."""
+    heads = max((len(sch.heads_in(l)) for l in range(sch.n_layers)), default=0)
+    return max(alloc.n_dims, 2 * heads)
+
+
 def _compile(module, search_path=(), files=None) -> CompileResult:
     t = {}
     t0 = time.perf_counter()
@@ -45,10 +51,11 @@ def _compile(module, search_path=(), files=None) -> CompileResult:
     low = lower(graph)
     t["lower"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    sch = schedule(low)
+    # both placements have the minimum depth; keep the one that needs the narrower stream
+    candidates = [(s, allocate(low, s)) for s in (schedule(low), schedule(low, late=True))]
     t["schedule"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    alloc = allocate(low, sch)
+    sch, alloc = min(candidates, key=lambda c: (_width(low, *c), c[0].n_layers))
     t["allocate"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     bundle = json.dumps({"main": module.path, "files": sources})

@@ -32,7 +32,41 @@ class Schedule:
         return [b for b, l in enumerate(self.ffn_layer) if l == layer]
 
 
-def schedule(low: Lowered) -> Schedule:
+def _as_late_as_possible(low: Lowered, head_layer: list[int], ffn_layer: list[int], write: list[int],
+                         n_layers: int) -> None:
+    """Move every op to the latest layer its consumers allow, keeping the depth: values that
+    are only needed late are then computed late and hold a residual dimension for less time."""
+    readers: dict[int, list[tuple[str, int]]] = {}
+    for h in low.heads:
+        for s in h.inputs():
+            readers.setdefault(s, []).append(("head", h.id))
+    for b in low.ffns:
+        for s in b.inputs():
+            readers.setdefault(s, []).append(("ffn", b.id))
+    final = 2 * n_layers
+    out_slots = low.output.slots()
+    ops = sorted([(min(write[s] for s in h.outputs), "head", h.id) for h in low.heads] +
+                 [(write[b.output], "ffn", b.id) for b in low.ffns], reverse=True)
+    for _, kind, i in ops:
+        outs = low.heads[i].outputs if kind == "head" else (low.ffns[i].output,)
+        need = final
+        for s in outs:
+            if s in out_slots:
+                need = min(need, final)
+            for rk, ri in readers.get(s, ()):
+                need = min(need, 2 * head_layer[ri] if rk == "head" else 2 * ffn_layer[ri] + 1)
+        if kind == "head":
+            layer = max(head_layer[i], (need - 1) // 2)
+            head_layer[i] = layer
+            for s in outs:
+                write[s] = 2 * layer + 1
+        else:
+            layer = max(ffn_layer[i], (need - 2) // 2)
+            ffn_layer[i] = layer
+            write[outs[0]] = 2 * layer + 2
+
+
+def schedule(low: Lowered, late: bool = False) -> Schedule:
     write = [0] * len(low.slots)
     producer: dict[int, tuple[str, int]] = {}
     for h in low.heads:
@@ -80,6 +114,8 @@ def schedule(low: Lowered) -> Schedule:
         place("ffn", b.id)
     n_layers = max([l + 1 for l in head_layer] + [l + 1 for l in ffn_layer] + [1])
     final = 2 * n_layers
+    if late:
+        _as_late_as_possible(low, head_layer, ffn_layer, write, n_layers)
     last = [-1] * len(low.slots)
     for h in low.heads:
         for s in h.inputs():

@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from rasp2d.backends.reference import evaluate
-from rasp2d.compiler.allocate import check_allocation
+from rasp2d.compiler.allocate import allocate, check_allocation
+from rasp2d.compiler.schedule import schedule
 from rasp2d.compiler.api import compile_source
 from rasp2d.lang.errors import Rasp2dError
 
@@ -47,6 +48,10 @@ def check_program(src: str, token_lists) -> None:
         assume("2^53" not in str(exc) and "units" not in str(exc))
         raise
     check_allocation(res.lowered, res.schedule, res.allocation)
+    for late in (False, True):  # both placements keep the depth and never share a live dimension
+        sch = schedule(res.lowered, late=late)
+        assert sch.n_layers == res.schedule.n_layers
+        check_allocation(res.lowered, sch, allocate(res.lowered, sch))
     from rasp2d.backends.torch_backend import TorchTransformer
     import torch
     net = TorchTransformer.from_compiled(res.model)
