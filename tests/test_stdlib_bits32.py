@@ -24,19 +24,19 @@ SHIFTS = [binary(n, f"I32_{n.upper()}", 2) for n in ("shl", "shr_u", "shr_s", "r
 UNARY = [OpSpec(n, IMP, f"bits32.{n}({{0}})", W1, 4, wasm(f"I32_{n.upper()}"), 1)
          for n in ("clz", "ctz", "popcnt")]
 ALL = {s.name: s for s in LOGIC + SHIFTS + UNARY}
+BINARY = LOGIC + SHIFTS  # one program: the operand's bits are shared
 
 amount = st.one_of(st.integers(0, 2 ** 32 - 1), st.integers(0, 100), st.sampled_from([31, 32, 33, 63, 64, 255, 256]))
-pairs = st.lists(st.tuples(word_strategy(4), word_strategy(4)), min_size=100, max_size=150)
 shift_pairs = st.lists(st.tuples(word_strategy(4), amount), min_size=100, max_size=150)
 words = st.lists(word_strategy(4).map(lambda w: (w,)), min_size=100, max_size=150)
 
 
-def test_logic_edge_grid():
-    check_together(LOGIC, edge_grid(W2))
+def test_binary_edge_grid():
+    check_together(BINARY, edge_grid(W2))
 
 
 def test_shifts_every_amount():
-    check_together(SHIFTS, [(0x80000001, k) for k in range(256)] +
+    check_together(BINARY, [(0x80000001, k) for k in range(256)] +
                    [(v, k) for v in (0x12345678, 0xFFFFFFFF, 0x7FFFFFFF) for k in range(0, 34)] +
                    [(0xCAFEBABE, k + 256 * m) for k in (0, 1, 31) for m in (1, 255, 65535, 16777215)])
 
@@ -46,16 +46,10 @@ def test_unary_edge_values():
                    + [(0xFFFFFFFF ^ (1 << k),) for k in range(32)])
 
 
-@settings(max_examples=3, deadline=None)
-@given(xs=pairs)
-def test_logic_random(xs):
-    check_together(LOGIC, xs)
-
-
 @settings(max_examples=2, deadline=None)
 @given(xs=shift_pairs)
-def test_shifts_random(xs):
-    check_together(SHIFTS, xs)
+def test_binary_random(xs):
+    check_together(BINARY, xs)
 
 
 @settings(max_examples=3, deadline=None)
@@ -68,12 +62,11 @@ def test_unary_random(xs):
 @settings(max_examples=30, deadline=None)
 @given(xs=st.lists(st.tuples(word_strategy(4), amount), min_size=300, max_size=500))
 def test_all_random_many(xs):
-    check_together(LOGIC, xs)
-    check_together(SHIFTS, xs)
+    check_together(BINARY, xs)
     check_together(UNARY, [x[:1] for x in xs])
 
 
-@pytest.mark.parametrize("group", [LOGIC, SHIFTS, UNARY], ids=["logic", "shifts", "unary"])
+@pytest.mark.parametrize("group", [BINARY, UNARY], ids=["binary", "unary"])
 def test_depths(group):
     got = {name: cost.depth for name, cost in costs_together(group).items()}
     assert got == {s.name: s.depth for s in group}
@@ -82,6 +75,6 @@ def test_depths(group):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(ALL))
 def test_standalone_cost_matches_shared(name):
-    group = next(g for g in (LOGIC, SHIFTS, UNARY) if ALL[name] in g)
+    group = next(g for g in (BINARY, UNARY) if ALL[name] in g)
     alone, shared = ALL[name].compile().cost, costs_together(group)[name]
     assert (alone.depth, alone.units) == (shared.depth, shared.units)

@@ -23,20 +23,20 @@ LOGIC = [binary("bit_and", "I64_AND", 2), binary("bit_or", "I64_OR", 2), binary(
 SHIFTS = [binary(n, f"I64_{n.upper()}", 2) for n in ("shl", "shr_u", "shr_s", "rotl", "rotr")]
 UNARY = [OpSpec(n, IMP, f"bits64.{n}({{0}})", W1, 8, wasm(f"I64_{n.upper()}", 8), 1)
          for n in ("clz", "ctz", "popcnt")]
-GROUPS = {"logic": LOGIC, "shifts": SHIFTS, "unary": UNARY}
+BINARY = LOGIC + SHIFTS  # one program: the operand's bits are shared
+GROUPS = {"binary": BINARY, "unary": UNARY}
 
 amount = st.one_of(st.integers(0, 2 ** 64 - 1), st.integers(0, 140), st.sampled_from([63, 64, 65, 127, 128, 255, 256]))
-pairs = st.lists(st.tuples(word_strategy(8), word_strategy(8)), min_size=80, max_size=120)
 shift_pairs = st.lists(st.tuples(word_strategy(8), amount), min_size=80, max_size=120)
 words = st.lists(word_strategy(8).map(lambda w: (w,)), min_size=100, max_size=150)
 
 
-def test_logic_edge_grid():
-    check_together(LOGIC, edge_grid(W2))
+def test_binary_edge_grid():
+    check_together(BINARY, edge_grid(W2))
 
 
 def test_shifts_every_amount():
-    check_together(SHIFTS, [(0x8000000000000001, k) for k in range(256)] +
+    check_together(BINARY, [(0x8000000000000001, k) for k in range(256)] +
                    [(v, k) for v in (0x123456789ABCDEF0, 0xFFFFFFFFFFFFFFFF) for k in range(0, 66)] +
                    [(0xCAFEBABEDEADBEEF, k + 256 * m) for k in (0, 1, 63) for m in (1, 255, 2 ** 56 - 1)])
 
@@ -47,15 +47,9 @@ def test_unary_edge_values():
 
 
 @settings(max_examples=2, deadline=None)
-@given(xs=pairs)
-def test_logic_random(xs):
-    check_together(LOGIC, xs)
-
-
-@settings(max_examples=2, deadline=None)
 @given(xs=shift_pairs)
-def test_shifts_random(xs):
-    check_together(SHIFTS, xs)
+def test_binary_random(xs):
+    check_together(BINARY, xs)
 
 
 @settings(max_examples=2, deadline=None)
@@ -68,8 +62,7 @@ def test_unary_random(xs):
 @settings(max_examples=25, deadline=None)
 @given(xs=st.lists(st.tuples(word_strategy(8), amount), min_size=300, max_size=500))
 def test_all_random_many(xs):
-    check_together(LOGIC, xs)
-    check_together(SHIFTS, xs)
+    check_together(BINARY, xs)
     check_together(UNARY, [x[:1] for x in xs])
 
 
