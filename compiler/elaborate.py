@@ -22,6 +22,7 @@ from rasp2d.lang.parser import parse, parse_file
 
 STDLIB_DIR = Path(__file__).resolve().parent.parent / "stdlib"
 MAX_EXACT = 2 ** 53
+MAX_MEAN_DEN = 2 ** 40  # a mean's denominator bound beyond which comparisons cannot stay exact
 
 
 # ------------------------------------------------------------------ elaboration values
@@ -302,7 +303,38 @@ class Elaborator:
         if max(abs(lo), abs(hi)) >= MAX_EXACT:
             raise Rasp2dError(span, f"value range {lo}..{hi} of `{label}` exceeds 2^53, beyond exact "
                               "float64 integers; narrow the operands' ranges")
-        return NodeVal(g.add(op, VType(kind, lo, hi), label, span))
+        den = 1
+        means = [g.node(a).type for a in args if g.node(a).type.kind == "mean"]
+        if means:
+            if not isinstance(op, (Affine, Step)):
+                raise Rasp2dError(span, f"`{label}`: a mean (the result of tie=average) can only be "
+                                  "compared (<, <=, ==, ...) or combined linearly (+, -, * constant); "
+                                  "compare it first, e.g. `m >= 1/2`")
+            if isinstance(op, Affine):
+                kind = "mean"
+                for t in means:
+                    den *= t.den
+                if den > MAX_MEAN_DEN:
+                    raise Rasp2dError(span, f"`{label}` combines several means: its denominator can "
+                                      f"reach {den}, too fine to compare exactly; compare each mean "
+                                      "on its own")
+        return NodeVal(g.add(op, VType(kind, lo, hi, den), label, span))
+
+    def mean(self, op: Op, value: NodeVal, default: NodeVal | None, e: ast.Call, what: str) -> NodeVal:
+        """The node of a tie=average attention: a mean of integer values, denominator <= max_len."""
+        if any(self.graph.node(a).type.kind == "mean" for a in operands(op)):
+            raise Rasp2dError(e.span, f"`{show(e)}`: a mean (the result of tie=average) can only be "
+                              "compared or combined linearly, not used inside another attention")
+        vt = self.graph.node(value.nid).type
+        if vt.kind == "token":
+            raise Rasp2dError(e.span, f"{what}(..., tie=average) averages numbers; `{show(e)}` has "
+                              "token values: convert them with int(...) or use tie=latest")
+        lo, hi = vt.lo, vt.hi
+        if default is not None:
+            dt = self.graph.node(default.nid).type
+            lo, hi = min(lo, dt.lo), max(hi, dt.hi)
+        nid = self.graph.add(op, VType("mean", lo, hi, self.graph.max_len), show(e), e.span)
+        return NodeVal(nid)
 
     def const(self, v: int, span: Span, kind: str = "int") -> NodeVal:
         return NodeVal(self.graph.add(Const(v), VType(kind, v, v), str(v), span))
@@ -334,7 +366,7 @@ class Elaborator:
             return self.graph.node(val.nid)
         what = {SymVal: "a string (only allowed where a token is expected)",
                 MeanVal: "a prefix_mean (it can only be compared with a number or another prefix_mean)",
-                FracVal: "a fraction (only allowed in comparisons with a prefix_mean; use // for "
+                FracVal: "a fraction (only allowed in comparisons, e.g. `m >= 1/2`; use // for "
                          "integer division)",
                 TieVal: "a tie mode", TupleVal: "a tuple (take an element with x[i] or `let (a, b) = x`)", DictVal: "a table literal (only allowed in table(...))",
                 DefVal: "a function (call it with arguments)", ModuleVal: "a module"}[type(val)]
@@ -369,6 +401,9 @@ class Elaborator:
             return NodeVal(node.id)
         if node.type.kind == "bool":
             raise Rasp2dError(e.span, f"{what}: `{show(e)}` is bool; choose tokens with if ... then ... else")
+        if node.type.kind == "mean":
+            raise Rasp2dError(e.span, f"{what}: `{show(e)}` is a mean (the result of tie=average), not a "
+                              "token; compare it first, e.g. `if m >= 1/2 then \"a\" else \"b\"`")
         return self.int_to_token(NodeVal(node.id), e)
 
     def int_to_token(self, v: NodeVal, e: ast.Expr) -> NodeVal:
@@ -491,6 +526,11 @@ class Elaborator:
             b = self.as_bool(bv, e.right, op)
             return self.bool_chain(op, [a.nid, b.nid], span, label)
         if op in ("==", "!=", "<", "<=", ">", ">="):
+            if any(isinstance(v, FracVal) for v in (av, bv)) and all(isinstance(v, (FracVal, NodeVal))
+                                                                     for v in (av, bv)):
+                if all(isinstance(v, FracVal) for v in (av, bv)):
+                    raise Rasp2dError(span, "compare a value with a fraction, not two constants")
+                return self.compare_fraction(op, av, e.left, bv, e.right, span, label)
             if any(isinstance(v, (MeanVal, FracVal)) for v in (av, bv)):
                 return self.compare_means(op, av, e.left, bv, e.right, span, label)
             a, b = self.unify(av, e.left, bv, e.right, f"comparison {op}")
@@ -553,6 +593,8 @@ class Elaborator:
         if op in (">", ">="):
             a, b, op = b, a, {">": "<", ">=": "<="}[op]
         d = self.affine([(a.nid, 1), (b.nid, -1)], 0, span, f"{label} (difference)")
+        if self.graph.node(d.nid).type.kind == "mean":
+            return self.compare_mean(op, d, span, label)
         if op == "==":
             return self.mk(Equals(d.nid, 0), "bool", span, label)
         if op == "!=":
@@ -561,6 +603,30 @@ class Elaborator:
         # a < b  <=>  b - a >= 1 ;  a <= b  <=>  b - a >= 0
         neg = self.affine([(d.nid, -1)], 0, span, label)
         return self.mk(Step(neg.nid, 1 if op == "<" else 0), "bool", span, label)
+
+    def compare_mean(self, op: str, d: NodeVal, span: Span, label: str) -> NodeVal:
+        """`d op 0` for a mean difference d: only steps [d >= 0] (a mean is never tested for
+        equality directly: `d == 0` is [d >= 0] and [-d >= 0])."""
+        ge = lambda x: self.mk(Step(x.nid, 0), "bool", span, label)
+        neg = self.affine([(d.nid, -1)], 0, span, f"{label} (difference)")
+        if op == "<=":
+            return ge(neg)
+        if op == "<":
+            return self.affine([(ge(d).nid, -1)], 1, span, label, "bool")
+        both = self.affine([(ge(d).nid, 1), (ge(neg).nid, 1)], -1, span, label, "bool")
+        if op == "==":
+            return both
+        return self.affine([(both.nid, -1)], 1, span, label, "bool")
+
+    def compare_fraction(self, op, av, ae, bv, be, span, label) -> NodeVal:
+        """x op p/q for a number or mean x: q*x op p (q > 0), exact integer scaling."""
+        if isinstance(av, FracVal):
+            av, ae, bv, be = bv, be, av, ae
+            op = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}.get(op, op)
+        x = self.as_num(av, ae, f"comparison {op}")
+        c = bv.value
+        scaled = self.affine([(x.nid, c.denominator)], 0, span, f"{label} (scaled)")
+        return self.compare(op, scaled, self.const(c.numerator, span), span, label)
 
     def compare_means(self, op, av, ae, bv, be, span, label) -> NodeVal:
         """Compare S/n with p/q exactly as the integer comparison q*S vs p*n."""
@@ -682,15 +748,15 @@ class Elaborator:
         if "default" not in b:
             # no default: the value at the nearest key (exactly the matching key when it exists)
             if tie == "average":
-                raise Rasp2dError(b["tie"].span, "lookup(..., tie=average) is not supported yet")
+                return self.mean(Lookup(key.nid, query.nid, value.nid, None, tie), value, None, e, "lookup")
             return self.mk(Lookup(key.nid, query.nid, value.nid, None, tie), vkind, e.span, show(e),
                            (vt.lo, vt.hi))
         dv = self.expr(b["default"], scope)
         default = self.as_token(dv, b["default"], "lookup default") if vkind == "token" \
             else self.as_num(dv, b["default"], "lookup default")
         if tie == "average":
-            raise Rasp2dError(b["tie"].span, "lookup(..., tie=average) is not supported yet: the mean of "
-                              "several matches is not an integer; use prefix_sum/prefix_mean or tie=latest")
+            return self.mean(Lookup(key.nid, query.nid, value.nid, default.nid, tie), value, default, e,
+                             "lookup")
         dt = self.graph.node(default.nid).type
         kind = vkind if vkind == dt.kind else "int"
         return self.mk(Lookup(key.nid, query.nid, value.nid, default.nid, tie), kind, e.span, show(e),
@@ -748,7 +814,7 @@ class Elaborator:
         vt = self.graph.node(value.nid).type
         tie = self._tie(e, b, scope)
         if tie == "average":
-            raise Rasp2dError(b["tie"].span, "select_max(..., tie=average) is not supported yet; use tie=latest")
+            return self.mean(SelectMax(score.nid, value.nid, tie), value, None, e, "select_max")
         return self.mk(SelectMax(score.nid, value.nid, tie), vt.kind, e.span, show(e), (vt.lo, vt.hi))
 
     def builtin_attend(self, e: ast.Call, scope: Scope) -> Value:
@@ -759,8 +825,7 @@ class Elaborator:
         vt = self.graph.node(value.nid).type
         tie = self._tie(e, b, scope)
         if tie == "average":
-            raise Rasp2dError(b["tie"].span, "attend(..., tie=average) is not supported yet; use tie=latest "
-                              "or prefix_sum")
+            return self.mean(Attend(q, k, value.nid, tie), value, None, e, "attend")
         return self.mk(Attend(q, k, value.nid, tie), vt.kind, e.span, show(e), (vt.lo, vt.hi))
 
     def _two_nums(self, e, scope, what):

@@ -16,20 +16,28 @@ import networkx as nx
 
 from rasp2d.lang.errors import Span
 
-Kind = Literal["int", "bool", "token"]
+Kind = Literal["int", "bool", "token", "mean"]
 
 
 @dataclass(frozen=True)
 class VType:
-    """Every value is an integer per position; `token` values are vocabulary ids."""
+    """Every value is an integer per position; `token` values are vocabulary ids.
+
+    The one exception is `mean` (a `tie=average` attention result and affine combinations of
+    it): a rational in [lo, hi] whose denominator is at most `den`.  That bound is what makes a
+    mean usable exactly: a mean differing from an integer differs from it by at least 1/den, so
+    a comparison can round with a margin instead of trusting float64 to represent 1/3."""
 
     kind: Kind
     lo: int
     hi: int
+    den: int = 1
 
     def __str__(self) -> str:
         if self.kind == "int":
             return f"int[{self.lo}..{self.hi}]"
+        if self.kind == "mean":
+            return f"mean[{self.lo}..{self.hi}, denominator <= {self.den}]"
         return self.kind
 
     @property
@@ -153,6 +161,10 @@ class Lookup:
     Without a default (None) it is the value at the *nearest* key: |key_j - query_i| minimal,
     ties (two keys equally near, or one key written several times) to the latest j.  That is
     exactly what the 2D head computes, and it saves the layer that checks the key.
+
+    tie="average": the mean of the values at *every* such j instead of the latest one (with a
+    default: every j whose key equals the query; without: every j at the minimal distance,
+    which may mix the keys just below and just above the query).  The result is a `mean`.
     """
 
     key: int

@@ -214,13 +214,16 @@ class Lowerer:
         kt, qt = self.graph.node(op.key).type, self.graph.node(op.query).type
         kmag, qmag = max(abs(kt.lo), abs(kt.hi)), max(abs(qt.lo), abs(qt.hi))
         bound = 2 * kmag * qmag + kmag * kmag  # |2kq - k^2| from the node ranges
+        mean = op.tie == "average"
         if op.default is None:  # nearest key: the head's value is the answer
             key, query, value = (self.lin[a] for a in operands(op))
             (out,) = self.head(node, node.label, (query, Lin(const=1)), (key * 2, self.square(node, key) * -1),
-                               (value,), op.tie, (node.label,), score_bound=bound)
+                               (value,), op.tie, (node.label,), score_bound=bound, exact=not mean)
             return out
         key, query, value, default = (self.lin[a] for a in operands(op))
         ksq = self.square(node, key)
+        if mean:
+            return self.average_lookup(node, key, ksq, query, value, default, kmag, qmag)
         val_s, key_s = self.head(node, node.label, (query, Lin(const=1)), (key * 2, ksq * -1),
                                  (value, key), op.tie, (f"{node.label} (value)", f"{node.label} (key found)"),
                                  score_bound=bound)
@@ -232,6 +235,52 @@ class Lowerer:
             return default + self.gated_pwl(node, z, eq, (-1, 0, 1), w, f"{node.label} (or default)")
         found = self.pwl(node, z, eq, (-1, 0, 1), f"{node.label} (found?)")
         return self.select(node, found, val_s, default, f"{node.label} (or default)")
+
+    def average_lookup(self, node: Node, key: Lin, ksq: Lin, query: Lin, value: Lin, default: Lin,
+                       kmag: int, qmag: int) -> Lin:
+        """Mean of the values whose key equals the query, else the default.
+
+        The query is nudged to q + 1/4 (scaled by 4 to keep scores integer: (4q+1)*2k - 4k^2):
+        then no two distinct keys tie, so every maximiser has the same key, the averaged key is
+        that key exactly, and `found` is exact; the plain query would average the keys q-d and
+        q+d into a false q."""
+        bound = (4 * qmag + 1) * 2 * kmag + 4 * kmag * kmag
+        val_s, key_s = self.head(node, node.label, (query * 4 + 1, Lin(const=4)), (key * 2, ksq * -1),
+                                 (value, key), "average",
+                                 (f"{node.label} (mean)", f"{node.label} (key found)"),
+                                 score_bound=bound, exact=False)
+        self.slots[key_s.terms[0][0]] = _replace_exact(self.slots[key_s.terms[0][0]], True)
+        found = self.pwl(node, key_s - query, lambda x: int(x == 0), (-1, 0, 1), f"{node.label} (found?)")
+        lo, hi = self.range_of(val_s - default)
+        # a plain gated unit (not a fused PWL): relu(found) is exactly 0 or 1, so the product
+        # with the non-integer mean adds no rounding beyond the one subtraction
+        chosen = self.block(node, f"{node.label} (or default)", [Unit(found, val_s - default, 1)],
+                            min(lo, 0), max(hi, 0))
+        slot = chosen.terms[0][0]
+        self.slots[slot] = _replace_exact(self.slots[slot], False)
+        return default + chosen
+
+    def mean_step(self, node: Node, a: Lin, t: int) -> Lin:
+        """[a >= t] for a mean a (denominator <= den): exact despite a's rounding.
+
+        a >= t or a <= t - 1/den, so z = 2*den*(a - t) + 1 is >= 1 or <= -1; float64 gets z
+        within 1/4 (checked below), the magic-number snap rounds it to an exact integer r with
+        the same sign, and [r >= 1] is an ordinary integer step."""
+        den = self.graph.node(node.op.a).type.den
+        # every rounding on the way (head division, the affine sums) is within a few ulps of the
+        # largest magnitude involved; 2^-49 of it is a generous bound on their total
+        spread = abs(a.const) + abs(t) + sum(abs(c) * max(abs(self.slots[s].lo), abs(self.slots[s].hi))
+                                             for s, c in a.terms)
+        if den * spread * 2 ** 2 >= 2 ** 47:
+            raise Rasp2dError(node.span, f"`{node.label}`: a mean of values up to {spread} over up to "
+                              f"{den} positions cannot be compared exactly in float64; lower max_len "
+                              "or the averaged values' range")
+        z = (a - t) * (2 * den) + 1
+        lo, hi = self.range_of(z)
+        snapped = self.block(node, f"{node.label} (rounded)",
+                             [Unit(Lin(const=1), z + MAGIC, 1), Unit(Lin(const=1), Lin(const=-MAGIC), 1)],
+                             lo, hi)
+        return self.pwl(node, snapped, lambda x: int(x >= 1), (0, 1))
 
     def prefix_sum(self, node: Node, x: Lin) -> Lin:
         (mean,) = self.head(node, node.label, (Lin(), Lin()), (Lin(), Lin()), (x,), "average",
@@ -299,6 +348,8 @@ class Lowerer:
                 return acc
             case Mul(a, b):
                 return self.product(node, L[a], L[b], node.label)
+            case Step(a, t) if self.graph.node(a).type.kind == "mean":
+                return self.mean_step(node, L[a], t)
             case Step(a, t):
                 return self.pwl(node, L[a], lambda x: int(x >= t), (t - 1, t))
             case Equals(a, v):
@@ -344,11 +395,11 @@ class Lowerer:
                 return self.prefix_sum(node, L[a])
             case SelectMax(score, value, tie):
                 (out,) = self.head(node, node.label, (Lin(const=1), Lin()), (L[score], Lin()),
-                                   (L[value],), tie, (node.label,))
+                                   (L[value],), tie, (node.label,), exact=tie == "latest")
                 return out
             case Attend(q, k, value, tie):
                 (out,) = self.head(node, node.label, (L[q[0]], L[q[1]]), (L[k[0]], L[k[1]]),
-                                   (L[value],), tie, (node.label,))
+                                   (L[value],), tie, (node.label,), exact=tie == "latest")
                 return out
             case Tokens():
                 raise AssertionError("tokens are lowered as token-pure")

@@ -55,3 +55,9 @@ def addition(xs: list[str]) -> list[str]:
     total = int("".join(a)) + int("".join(b))
     # as many digits as the longer operand (leading zeros kept), plus the final carry
     return list(str(total).zfill(max(len(a), len(b)))[::-1])
+
+
+def above_mean(xs: list[str]) -> list[str]:
+    ds = [int(x) for x in xs]
+    total, n = sum(ds), len(ds)
+    return ["+" if d * n > total else "=" if d * n == total else "-" for d in ds]

@@ -49,6 +49,7 @@ CASES = {
     "dyck1": (words("()", 1, 14), tasks.dyck1),
     "dyck2": (dyck2_inputs(), tasks.dyck2),
     "addition": (addition_inputs(), tasks.addition),
+    "above_mean": (words("0123456789", 1, 20), tasks.above_mean),
 }
 
 _compiled = {}
