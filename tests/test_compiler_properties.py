@@ -20,7 +20,12 @@ HEADER = f"vocab {{ {VOCAB} }}\nmax_len 16\nlet x0 = int(tokens, default=5)\nlet
 
 BINARY = ["{a} + {b}", "{a} - {b}", "{a} * {b}", "min({a}, {b})", "max({a}, {b})",
           "if {a} > {b} then {a} else {b}", "int({a} == {b})", "int({a} <= {b} and {b} != 3)",
-          "lookup({a}, {b}, {c}, default=-1)", "select_max({a}, {b})"]
+          "lookup({a}, {b}, {c}, default=-1)", "select_max({a}, {b})",
+          # tie=average gives a mean; comparing it gives back an exact integer
+          "int(lookup({a}, {b}, {c}, default=-1, tie=average) * 2 >= {a})",
+          "int(lookup({a}, {b}, {c}, tie=average) == {c})",
+          "int(select_max({a}, {b}, tie=average) > {c}) - int(select_max({a}, {b}, tie=average) < 1/3)",
+          "int(attend(1, {a}, {b}, 1, {c}, tie=average) - {a} <= {b})"]
 UNARY = ["{a} // 3", "{a} % 4", "abs({a})", "-{a}", "prev({a}, 2, default=7)", "prefix_sum({a})",
          "table({a}, {{0: 5, 1: -2, 3: 4}}, default=1)", "int(not ({a} > 2))", "{a} * 3 - 1"]
 
