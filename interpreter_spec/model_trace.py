@@ -1,0 +1,86 @@
+"""Generate a WASM machine trace with a compiled model, in the hull runtime's numba loop.
+
+`machine.run_in_model` feeds one token per Python call, which is what `rasp2d exec` needs for
+its progress bar; benchmarks, the spec suite and the specialisation checks want the fast path
+(`HullDecoder.generate`, the whole loop inside numba) and the prompt's prefill timed apart from
+generation, so that tokens/s describes decoding rather than Python overhead.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Sequence
+
+from .vocab import TOKEN_ID, VOCAB
+
+END_TOKENS = frozenset({"HALT"} | {t for t in VOCAB if t.startswith("TRAP_")})
+"""A run is over after any of these (TRACE_FORMAT.md, "Ends and traps")."""
+
+_CHUNK = 1 << 16  # tokens per numba call: the loop stops only at HALT, so traps are found per chunk
+
+
+@dataclass(frozen=True)
+class GeneratedTrace:
+    trace: tuple[str, ...]  # generated tokens, up to and including HALT / TRAP_<name>
+    ended: bool  # it reached HALT or a trap within the budget
+    prompt_tokens: int
+    prefill_seconds: float  # feeding the prompt
+    decode_seconds: float  # generating the trace
+
+    @property
+    def seconds(self) -> float:
+        return self.prefill_seconds + self.decode_seconds
+
+
+@lru_cache(maxsize=4)
+def sparse_machine(model_file: Path):
+    """The sparse form of a model file, built once (it is the slow part of making a decoder)."""
+    from rasp2d.backends.model_file import CompiledModel
+    from rasp2d.backends.sparse_program import sparse_program
+    return sparse_program(CompiledModel.load(model_file))
+
+
+def generate_trace(machine, prompt: Sequence[str], max_new: int, *,
+                   cache: str = "hull") -> GeneratedTrace:
+    """Feed `prompt` to a fresh decoder of `machine` (a CompiledModel or SparseProgram) and
+    generate until an end token or `max_new` tokens."""
+    from rasp2d.backends.hull_runtime import HullDecoder
+    if len(prompt) < 2:
+        raise ValueError("a WASM machine prompt has at least PROG ... RUN J JH JL")
+    dec = HullDecoder(machine, cache=cache)
+    ids = [TOKEN_ID[t] for t in prompt]
+    halt = TOKEN_ID["HALT"]
+    end_ids = {TOKEN_ID[t] for t in END_TOKENS}
+    started = time.perf_counter()
+    dec.generate(ids[:-1], 1)  # prefill; its prediction is the model's guess at the last prompt token
+    prefilled = time.perf_counter()
+    out: list[int] = []
+    last = ids[-1]
+    ended = False
+    while len(out) < max_new:
+        got = dec.generate([last], min(_CHUNK, max_new - len(out)), halt).output
+        stop = next((i for i, t in enumerate(got) if t in end_ids), None)
+        if stop is not None:
+            out.extend(got[:stop + 1])
+            ended = True
+            break
+        out.extend(got)
+        last = got[-1]
+    done = time.perf_counter()
+    return GeneratedTrace(tuple(VOCAB[t] for t in out), ended, len(prompt),
+                          prefilled - started, done - prefilled)
+
+
+def first_difference(a: Sequence[str], b: Sequence[str]) -> int | None:
+    """Index of the first token where two traces differ (a length difference counts); None if
+    they are equal."""
+    for i, (x, y) in enumerate(zip(a, b)):
+        if x != y:
+            return i
+    return None if len(a) == len(b) else min(len(a), len(b))
+
+
+__all__ = ["GeneratedTrace", "generate_trace", "sparse_machine", "first_difference", "END_TOKENS"]
