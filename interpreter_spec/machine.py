@@ -22,9 +22,18 @@ SUPPORTED_OPS = frozenset({
     Op.I32_CONST, Op.LOCAL_GET, Op.LOCAL_SET, Op.LOCAL_TEE, Op.I32_ADD, Op.I32_SUB, Op.I32_AND,
     Op.I32_OR, Op.I32_XOR, Op.I32_EQZ, Op.I32_EQ, Op.I32_NE, Op.I32_LT_S, Op.I32_LT_U,
     Op.I32_GT_S, Op.I32_GT_U, Op.I32_LE_S, Op.I32_LE_U, Op.I32_GE_S, Op.I32_GE_U, Op.DROP,
-    Op.BR, Op.BR_IF, Op.IF, Op.CALL, Op.RETURN, Op.PUTCHAR,
+    Op.BR, Op.BR_IF, Op.IF, Op.CALL, Op.RETURN, Op.PUTCHAR, Op.GLOBAL_GET, Op.GLOBAL_SET,
+    Op.I32_LOAD, Op.I32_LOAD8_S, Op.I32_LOAD8_U, Op.I32_LOAD16_S, Op.I32_LOAD16_U, Op.I32_STORE,
+    Op.I32_STORE8, Op.I32_STORE16,
 })
-"""Opcodes the phase-1 machine (wasm.rasp2d) executes."""
+"""Opcodes the machine (wasm.rasp2d) executes."""
+
+MAX_GLOBALS = 64
+"""The GLOB section's byte offsets are decoded up to this many globals (wasm.rasp2d)."""
+
+MAX_MEMORY_PAGES = 256
+"""Memory addresses are clamped to 2^24 in wasm.rasp2d so that look-up scores stay exact
+float64 integers; a memory may not start larger than this."""
 
 
 class UnsupportedByMachine(ValueError):
@@ -34,10 +43,21 @@ class UnsupportedByMachine(ValueError):
 def check_supported(layout) -> None:
     """Refuse, naming the first reason, a program the machine cannot run exactly."""
     prog = layout.program
+    if layout.n_globals > MAX_GLOBALS:
+        raise UnsupportedByMachine(f"the module has {layout.n_globals} globals; the compiled "
+                                   f"machine reads at most {MAX_GLOBALS} (use --backend reference)")
+    for limits in layout.module.memory_limits():
+        if limits.minimum > MAX_MEMORY_PAGES:
+            raise UnsupportedByMachine(f"the memory starts with {limits.minimum} pages; the compiled "
+                                       f"machine addresses at most {MAX_MEMORY_PAGES} pages (use "
+                                       "--backend reference)")
     for pc, ins in enumerate(prog.code):
         if ins.op not in SUPPORTED_OPS:
             raise UnsupportedByMachine(f"pc {pc}: {ins.op.text} is not implemented by the compiled "
                                        f"WASM machine yet (use --backend reference)")
+        if ins.op in (Op.GLOBAL_GET, Op.GLOBAL_SET) and layout.fields[pc].y != 4:
+            raise UnsupportedByMachine(f"pc {pc}: {ins.op.text} of an i64 global; the compiled "
+                                       "machine supports i32 values only so far")
     for fn in prog.functions:
         frame = layout.frames[fn.index]
         if frame is not None and any(w != 4 for w in frame.local_widths):
