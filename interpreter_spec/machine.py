@@ -24,7 +24,7 @@ SUPPORTED_OPS = frozenset({
     Op.I32_GT_S, Op.I32_GT_U, Op.I32_LE_S, Op.I32_LE_U, Op.I32_GE_S, Op.I32_GE_U, Op.DROP,
     Op.BR, Op.BR_IF, Op.IF, Op.CALL, Op.RETURN, Op.PUTCHAR, Op.GLOBAL_GET, Op.GLOBAL_SET,
     Op.I32_LOAD, Op.I32_LOAD8_S, Op.I32_LOAD8_U, Op.I32_LOAD16_S, Op.I32_LOAD16_U, Op.I32_STORE,
-    Op.I32_STORE8, Op.I32_STORE16,
+    Op.I32_STORE8, Op.I32_STORE16, Op.SELECT, Op.GETCHAR,
 })
 """Opcodes the machine (wasm.rasp2d) executes."""
 
@@ -55,8 +55,8 @@ def check_supported(layout) -> None:
         if ins.op not in SUPPORTED_OPS:
             raise UnsupportedByMachine(f"pc {pc}: {ins.op.text} is not implemented by the compiled "
                                        f"WASM machine yet (use --backend reference)")
-        if ins.op in (Op.GLOBAL_GET, Op.GLOBAL_SET) and layout.fields[pc].y != 4:
-            raise UnsupportedByMachine(f"pc {pc}: {ins.op.text} of an i64 global; the compiled "
+        if ins.op in (Op.GLOBAL_GET, Op.GLOBAL_SET, Op.SELECT) and layout.fields[pc].y != 4:
+            raise UnsupportedByMachine(f"pc {pc}: {ins.op.text} of an i64 value; the compiled "
                                        "machine supports i32 values only so far")
     for fn in prog.functions:
         frame = layout.frames[fn.index]
