@@ -41,3 +41,28 @@ def test_getchar_reads_the_input_then_minus_one_and_select_picks_by_it(data):
     assert run.output[:1] == bytes([padded[0] & 255])
     a, b = (7 if padded[2] else 9), (7 if padded[3] else 9)
     assert run.results == ((padded[4] + a + b) & 0xFFFFFFFF,)
+
+
+SHIFTS = ["shl", "shr_u", "shr_s", "rotl", "rotr"]
+WORDS = st.one_of(st.sampled_from([0, 1, -1, 0x80000000, 0x7FFFFFFF, 0x12345678, 255, 256]),
+                  st.integers(-2**31, 2**31 - 1))
+
+
+@st.composite
+def shift_programs(draw):
+    """Every shift and rotation by amounts covering each byte offset and bit offset (and
+    amounts >= 32, which wrap), folded into one result."""
+    terms = []
+    for _ in range(draw(st.integers(3, 8))):
+        op = draw(st.sampled_from(SHIFTS))
+        amount = draw(st.one_of(st.integers(0, 40), st.integers(-2**31, 2**31 - 1)))
+        terms.append(f"(i32.{op} (i32.const {draw(WORDS)}) (i32.const {amount}))")
+    body = "\n ".join(f"(local.set 0 (i32.xor (i32.add (local.get 0) (local.get 0)) {t}))"
+                    for t in terms)
+    return f'(module (func (export "main") (result i32) (local i32) {body} (local.get 0)))'
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
+@given(shift_programs())
+def test_shifts_and_rotations_hull_equals_reference_trace(src):
+    check(src)
