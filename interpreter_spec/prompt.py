@@ -68,19 +68,56 @@ def _table_tokens(layout: Layout, machine: Machine) -> list[str]:
     return out
 
 
+def _memory_segments(layout: Layout, machine: Machine) -> list[tuple[int, bytes]]:
+    """(base, bytes) segments that recreate `machine`'s memory: the module's active segments
+    while the memory still equals its instantiated contents, else its non-zero runs (zero runs
+    shorter than a segment header are kept inside a segment)."""
+    fresh = bytearray(len(machine.memory))
+    segments = []
+    for seg in layout.program.datas:
+        offset = eval_init(seg.offset, machine.globals)
+        assert offset is not None
+        segments.append((offset, bytes(seg.data)))
+        fresh[offset:offset + len(seg.data)] = seg.data
+    if fresh == machine.memory:
+        return segments
+    mem = bytes(machine.memory)
+    runs: list[tuple[int, bytes]] = []
+    i, n = 0, len(mem)
+    while i < n:
+        if mem[i] == 0:
+            i += 1
+            continue
+        j = i
+        while j < n and any(mem[j:j + 6]):  # stop at 6+ zero bytes (SEG + 4 address bytes + 1)
+            j += 1
+        end = j
+        while end > i and mem[end - 1] == 0:
+            end -= 1
+        runs.append((i, mem[i:end]))
+        i = j
+    return runs
+
+
 def build_prompt(program: Module | Layout, entry_func: int | str, args: Sequence[int] = (),
                  input_bytes: bytes = b"", *,
-                 max_memory_pages: int = DEFAULT_MAX_MEMORY_PAGES) -> list[str]:
+                 max_memory_pages: int = DEFAULT_MAX_MEMORY_PAGES,
+                 instance: Machine | None = None, with_program: bool = True) -> list[str]:
     """The prompt tokens for running `entry_func(*args)` on `input_bytes`; it ends with the
-    entry (`J JH JL`) of the first step, so the trace continues with that step's body."""
+    entry (`J JH JL`) of the first step, so the trace continues with that step's body.
+
+    `instance`: lay out the state of this already instantiated (possibly already used)
+    `Machine` of the same module instead of a fresh instantiation, so a sequence of
+    invocations (the spec suite's) can run one by one. `with_program=False` leaves the `PROG`
+    section empty, for a machine with the program baked into its weights (specialize.py)."""
     layout = as_layout(program)
     prog = layout.program
     fn = entry_function(layout, entry_func)
     if len(args) != fn.n_params:
         raise TypeError(f"{fn.name} takes {fn.n_params} arguments, got {len(args)}")
-    machine = _instantiate(layout, max_memory_pages)
+    machine = _instantiate(layout, max_memory_pages) if instance is None else instance
 
-    out = program_tokens(layout)
+    out = program_tokens(layout) if with_program else ["PROG"]
     out.append("GLOB")
     for g in machine.globals:
         if g is None:
@@ -97,12 +134,10 @@ def build_prompt(program: Module | Layout, entry_func: int | str, args: Sequence
         if v > 0xFFFF:
             raise TraceFormatError(f"{what} = {v} does not fit two bytes")
         out += byte_tokens(v, 2)
-    for seg in prog.datas:
-        offset = eval_init(seg.offset, machine.globals)
-        assert offset is not None
+    for offset, data in _memory_segments(layout, machine):
         out.append("SEG")
         out += byte_tokens(offset, 4)
-        out.extend(BYTES[b] for b in seg.data)
+        out.extend(BYTES[b] for b in data)
     out += _table_tokens(layout, machine)
     out.append("INPUT")
     out.extend(BYTES[b] for b in bytes(input_bytes))
