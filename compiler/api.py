@@ -1,7 +1,8 @@
 """Compile a .rasp2d program: the pipeline, its timings and the source bundle.
 
-parse -> elaborate (typed graph) -> lower (heads, ReGLU units) -> schedule (layers) ->
-allocate (residual dimensions) -> weights (+ manifest).
+parse -> elaborate (typed graph) -> lower (heads, ReGLU units) -> fuse sums (blocks only
+read as one sum share a dimension) -> schedule (layers) -> allocate (residual dimensions) ->
+weights (+ manifest).
 """
 
 from __future__ import annotations
@@ -14,12 +15,28 @@ from pathlib import Path
 from rasp2d.backends.model_file import CompiledModel, Generation
 from rasp2d.compiler.allocate import Allocation, allocate
 from rasp2d.compiler.elaborate import elaborate
+from rasp2d.compiler.fuse_sums import fuse_sums
 from rasp2d.compiler.graph import Graph
 from rasp2d.compiler.lower import lower
 from rasp2d.compiler.primitives import Lowered
-from rasp2d.compiler.schedule import Schedule, schedule
+from rasp2d.compiler.schedule import Schedule, narrow_schedule, schedule
 from rasp2d.compiler.weights import emit_weights
 from rasp2d.lang.parser import parse, parse_file
+
+
+@dataclass(frozen=True)
+class Placement:
+    """How ops are placed.  The default is the minimum depth with the smallest dense model the
+    placement search finds; `extra_layers` trades depth for width (each extra layer lets big
+    blocks and long-lived values spread out); `CLASSIC` is the earlier placement (no fused
+    sums, the narrower of as-early and as-late), kept for side-by-side measurements."""
+
+    fuse_sums: bool = True
+    search: bool = True
+    extra_layers: int = 0
+
+
+CLASSIC = Placement(fuse_sums=False, search=False)
 
 
 @dataclass
@@ -42,7 +59,24 @@ def _width(low: Lowered, sch: Schedule, alloc: Allocation) -> int:
     return max(alloc.n_dims, 2 * heads)
 
 
-def _compile(module, search_path=(), files=None) -> CompileResult:
+def place(low: Lowered, placement: Placement = Placement()) -> tuple[Lowered, Schedule, Allocation]:
+    """Fuse, schedule and allocate: the program as it will be laid out, its layers and dimensions."""
+    if placement.extra_layers < 0:
+        raise ValueError(f"extra_layers must be >= 0, got {placement.extra_layers}")
+    if placement.fuse_sums:
+        low = fuse_sums(low).lowered
+    if placement.search:
+        sch = narrow_schedule(low, placement.extra_layers)
+        return low, sch, allocate(low, sch)
+    if placement.extra_layers:
+        raise ValueError("extra_layers needs the placement search (search=True)")
+    # both placements have the minimum depth; keep the one that needs the narrower stream
+    candidates = [(s, allocate(low, s)) for s in (schedule(low), schedule(low, late=True))]
+    sch, alloc = min(candidates, key=lambda c: (_width(low, *c), c[0].n_layers))
+    return low, sch, alloc
+
+
+def _compile(module, search_path=(), files=None, placement: Placement = Placement()) -> CompileResult:
     t = {}
     t0 = time.perf_counter()
     graph, sources = elaborate(module, tuple(search_path), files)
@@ -51,12 +85,8 @@ def _compile(module, search_path=(), files=None) -> CompileResult:
     low = lower(graph)
     t["lower"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    # both placements have the minimum depth; keep the one that needs the narrower stream
-    candidates = [(s, allocate(low, s)) for s in (schedule(low), schedule(low, late=True))]
-    t["schedule"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    sch, alloc = min(candidates, key=lambda c: (_width(low, *c), c[0].n_layers))
-    t["allocate"] = time.perf_counter() - t0
+    low, sch, alloc = place(low, placement)
+    t["place"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     bundle = json.dumps({"main": module.path, "files": sources})
     gen = Generation(prompt_end=graph.prompt_end, stop=graph.stop, max_new_tokens=graph.max_new)
@@ -65,20 +95,21 @@ def _compile(module, search_path=(), files=None) -> CompileResult:
     return CompileResult(model, graph, low, sch, alloc, t)
 
 
-def compile_source(source: str, path: str = "<string>", search_path=()) -> CompileResult:
+def compile_source(source: str, path: str = "<string>", search_path=(),
+                   placement: Placement = Placement()) -> CompileResult:
     t0 = time.perf_counter()
     module = parse(source, path)
     parse_s = time.perf_counter() - t0
-    res = _compile(module, search_path)
+    res = _compile(module, search_path, placement=placement)
     res.seconds = {"parse": parse_s, **res.seconds}
     return res
 
 
-def compile_file(path: str | Path, search_path=()) -> CompileResult:
+def compile_file(path: str | Path, search_path=(), placement: Placement = Placement()) -> CompileResult:
     t0 = time.perf_counter()
     module = parse_file(path)
     parse_s = time.perf_counter() - t0
-    res = _compile(module, search_path)
+    res = _compile(module, search_path, placement=placement)
     res.seconds = {"parse": parse_s, **res.seconds}
     return res
 
