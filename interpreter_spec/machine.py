@@ -25,7 +25,7 @@ SUPPORTED_OPS = frozenset({
     Op.BR, Op.BR_IF, Op.IF, Op.CALL, Op.RETURN, Op.PUTCHAR, Op.GLOBAL_GET, Op.GLOBAL_SET,
     Op.I32_LOAD, Op.I32_LOAD8_S, Op.I32_LOAD8_U, Op.I32_LOAD16_S, Op.I32_LOAD16_U, Op.I32_STORE,
     Op.I32_STORE8, Op.I32_STORE16, Op.SELECT, Op.GETCHAR,
-    Op.I32_SHL, Op.I32_SHR_U, Op.I32_SHR_S, Op.I32_ROTL, Op.I32_ROTR,
+    Op.I32_MUL, Op.I32_SHL, Op.I32_SHR_U, Op.I32_SHR_S, Op.I32_ROTL, Op.I32_ROTR,
 })
 """Opcodes the machine (wasm.rasp2d) executes."""
 

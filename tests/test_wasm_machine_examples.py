@@ -30,7 +30,13 @@ def test_addition_c_adds_inside_the_model():
     check_example("addition", b"999 + 1")
 
 
+def test_crc32_c_checksums_inside_the_model():
+    check_example("crc32", b"abc")
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("name, input_bytes", [("addition", b""), ("addition", b"12345678901234567890 + 98765")])
+@pytest.mark.parametrize("name, input_bytes", [
+    ("addition", b""), ("addition", b"12345678901234567890 + 98765"), ("crc32", b""),
+    ("crc32", b"The quick brown fox jumps over the lazy dog")])
 def test_examples_inside_the_model(name, input_bytes):
     check_example(name, input_bytes)

@@ -43,7 +43,7 @@ def test_getchar_reads_the_input_then_minus_one_and_select_picks_by_it(data):
     assert run.results == ((padded[4] + a + b) & 0xFFFFFFFF,)
 
 
-SHIFTS = ["shl", "shr_u", "shr_s", "rotl", "rotr"]
+SHIFTS = ["shl", "shr_u", "shr_s", "rotl", "rotr", "mul"]
 WORDS = st.one_of(st.sampled_from([0, 1, -1, 0x80000000, 0x7FFFFFFF, 0x12345678, 255, 256]),
                   st.integers(-2**31, 2**31 - 1))
 
@@ -51,7 +51,8 @@ WORDS = st.one_of(st.sampled_from([0, 1, -1, 0x80000000, 0x7FFFFFFF, 0x12345678,
 @st.composite
 def shift_programs(draw):
     """Every shift and rotation by amounts covering each byte offset and bit offset (and
-    amounts >= 32, which wrap), folded into one result."""
+    amounts >= 32, which wrap), and products (whose carries cross every byte), folded into one
+    result."""
     terms = []
     for _ in range(draw(st.integers(3, 8))):
         op = draw(st.sampled_from(SHIFTS))
@@ -64,5 +65,5 @@ def shift_programs(draw):
 
 @settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
 @given(shift_programs())
-def test_shifts_and_rotations_hull_equals_reference_trace(src):
+def test_shifts_rotations_and_mul_hull_equal_reference_trace(src):
     check(src)
