@@ -27,6 +27,7 @@ class ExecRequest:
     max_steps: int | None
     module: "object" = None  # the decoded Module (the token format needs its local types)
     trace_tokens: bool = False  # also count the WASM machine's trace tokens (slower)
+    specialise: bool = False  # transformer backends: bake the program into the weights
 
 
 @dataclass(frozen=True)
@@ -79,10 +80,12 @@ def _run_transformer(backend: str) -> Callable[[ExecRequest], ExecResult]:
     """Run the program inside the compiled WASM machine (interpreter_spec/wasm.rasp2d)."""
     def run(req: ExecRequest) -> ExecResult:
         from rasp2d.interpreter_spec.machine import run_in_model
+        from rasp2d.interpreter_spec.specialize import run_specialised
         from rasp2d.interpreter_spec.traps import StepLimitExceeded
         max_tokens = 50_000_000 if req.max_steps is None else 12 * req.max_steps
-        r = run_in_model(req.module, req.entry, req.input, backend=backend, max_tokens=max_tokens,
-                         progress=_progress)
+        runner = run_specialised if req.specialise else run_in_model
+        r = runner(req.module, req.entry, req.input, backend=backend, max_tokens=max_tokens,
+                   progress=_progress)
         if sys.stderr.isatty():
             print(file=sys.stderr)
         n = len(r.tokens) - r.prompt_len
@@ -126,6 +129,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trace-tokens", action="store_true",
                         help="also count the tokens of the transformer machine's trace "
                              "(reference backend; re-runs the program traced, ~15x slower)")
+    parser.add_argument("--specialise", action="store_true",
+                        help="transformer backends: compile a machine with this program baked "
+                             "into its weights (instruction fetch by FFN tables, no program in "
+                             "the prompt; compiled once, cached)")
     parser.add_argument("--max-steps", type=int, default=None, metavar="N",
                         help="stop after about N instructions (exit status "
                              f"{STEP_LIMIT_EXIT})")
@@ -147,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
     from rasp2d.interpreter_spec.frontend import CompileError, default_entry, load_program
     from rasp2d.interpreter_spec.program import flatten
     from rasp2d.interpreter_spec.machine import UnsupportedByMachine
+    from rasp2d.interpreter_spec.specialize import SpecialisationError
     from rasp2d.interpreter_spec.traps import StepLimitExceeded, Trap, UnsupportedAtRuntime
 
     try:
@@ -154,8 +162,11 @@ def run(args: argparse.Namespace) -> int:
         program = flatten(module)
         entry = args.entry or default_entry(module)
         program.export_func(entry)
+        if args.specialise and args.backend == "reference":
+            raise ValueError("--specialise bakes the program into the transformer; use it with "
+                             "--backend hull, brute or torch")
         request = ExecRequest(program, entry, _input_bytes(args), args.max_steps, module,
-                              args.trace_tokens)
+                              args.trace_tokens, args.specialise)
     except (OSError, CompileError, WasmError, ValueError, KeyError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) else exc
         print(f"rasp2d exec: {message}", file=sys.stderr)
@@ -171,6 +182,9 @@ def run(args: argparse.Namespace) -> int:
         return STEP_LIMIT_EXIT
     except UnsupportedByMachine as exc:
         print(f"rasp2d exec: {exc}", file=sys.stderr)
+        return LOAD_ERROR_EXIT
+    except SpecialisationError as exc:
+        print(f"rasp2d exec: cannot specialise the machine: {exc}", file=sys.stderr)
         return LOAD_ERROR_EXIT
     except UnsupportedAtRuntime as exc:
         print(f"rasp2d exec: unsupported: {exc}", file=sys.stderr)
