@@ -103,6 +103,10 @@ ERR_CAPACITY = 7
 HEADS, UNITS, UNEMBED = 0, 1, 2  # index into `bases`
 HEAD_ROWS = 8  # q0 q1 k0 k1 v0 v1 out0 out1
 UNIT_ROWS = 3  # gate value out
+# head modes of the decoding step (rasp2d.backends.sparse_program decides)
+HEAD_HULL, HEAD_POSITION = 0, 1
+# FFN group kinds (rasp2d.backends.hull_ffn_plan: TABLE, SELECT)
+GROUP_TABLE, GROUP_SELECT = 0, 1
 # decode_loop status codes
 DONE, NEED_ROOM, FAILED = 0, 1, 2
 
@@ -401,10 +405,10 @@ def _update_point(points, p, tie, v0, v1, t):
 
 
 @njit(cache=True, _nrt=False, inline='always')
-def hull_insert(nodes, points, point_info, head_i, head_f, meta, g, kx, ky, v0, v1, t):
-    """Insert key ``(kx, ky)`` with value ``(v0, v1)`` at time ``t`` into head ``g``.
-
-    Returns an error code (0 = fine).  The caller guarantees room (:func:`has_room`)."""
+def _count_insert(head_i, head_f, g, kx, ky, v0, v1, t):
+    """The exactness checks of an insertion and the whole-head statistics it updates (the
+    answer to a query every key ties on, and the guards of later queries); shared by hull
+    heads and position heads.  Returns an error code; on error nothing is changed."""
     if kx != math.floor(kx) or ky != math.floor(ky):
         return ERR_KEY_NOT_INTEGER
     ax = abs(kx)
@@ -412,8 +416,6 @@ def hull_insert(nodes, points, point_info, head_i, head_f, meta, g, kx, ky, v0, 
     if ax > KEY_LIMIT or ay > KEY_LIMIT:
         return ERR_KEY_RANGE
     tie = head_i[g, TIE]
-    s0 = 0.0
-    s1 = 0.0
     if tie == AVERAGE_TIE:
         if v0 != math.floor(v0) or v1 != math.floor(v1):
             return ERR_VALUE_NOT_INTEGER
@@ -421,9 +423,6 @@ def hull_insert(nodes, points, point_info, head_i, head_f, meta, g, kx, ky, v0, 
         s1 = head_f[g, SUM_ABS_V1] + abs(v1)
         if not (s0 < SCORE_LIMIT and s1 < SCORE_LIMIT):
             return ERR_SUM_RANGE
-    if nodes.shape[0] - meta[NODE_HW] < 2 or points.shape[0] - meta[POINT_HW] < 1:
-        return ERR_CAPACITY
-    if tie == AVERAGE_TIE:
         head_f[g, SUM_ABS_V0] = s0
         head_f[g, SUM_ABS_V1] = s1
     if ax > head_f[g, MAX_KX]:
@@ -431,7 +430,6 @@ def hull_insert(nodes, points, point_info, head_i, head_f, meta, g, kx, ky, v0, 
     if ay > head_f[g, MAX_KY]:
         head_f[g, MAX_KY] = ay
     head_f[g, N_INSERTS] += 1.0
-    # whole-head statistics answer the zero query
     if tie == LATEST_TIE:
         head_f[g, GA] = t
         head_f[g, GB] = v0
@@ -440,6 +438,20 @@ def hull_insert(nodes, points, point_info, head_i, head_f, meta, g, kx, ky, v0, 
         head_f[g, GA] += 1.0
         head_f[g, GB] += v0
         head_f[g, GC] += v1
+    return OK
+
+
+@njit(cache=True, _nrt=False, inline='always')
+def hull_insert(nodes, points, point_info, head_i, head_f, meta, g, kx, ky, v0, v1, t):
+    """Insert key ``(kx, ky)`` with value ``(v0, v1)`` at time ``t`` into head ``g``.
+
+    Returns an error code (0 = fine).  The caller guarantees room (:func:`has_room`)."""
+    if nodes.shape[0] - meta[NODE_HW] < 2 or points.shape[0] - meta[POINT_HW] < 1:
+        return ERR_CAPACITY
+    code = _count_insert(head_i, head_f, g, kx, ky, v0, v1, t)
+    if code != OK:
+        return code
+    tie = head_i[g, TIE]
     lp = head_i[g, LAST_POINT]
     if lp != -1 and points[lp, PX] == kx and points[lp, PY] == ky:
         _update_point(points, lp, tie, v0, v1, t)
@@ -554,17 +566,32 @@ def _face_value(nodes, points, best, tie, qx, qy):
 
 
 @njit(cache=True, _nrt=False, inline='always')
+def _query_code(head_f, g, qx, qy):
+    """The query's exactness contract: integer, and every score below 2^53."""
+    if qx != math.floor(qx) or qy != math.floor(qy):
+        return ERR_QUERY_NOT_INTEGER
+    if not (abs(qx) * head_f[g, MAX_KX] + abs(qy) * head_f[g, MAX_KY] < SCORE_LIMIT):
+        return ERR_SCORE_RANGE
+    return OK
+
+
+@njit(cache=True, _nrt=False, inline='always')
+def _all_tie(head_f, g, tie):
+    """Answer when every key ties: the latest value, or the mean of all of them."""
+    if tie == LATEST_TIE:
+        return head_f[g, GB], head_f[g, GC], OK
+    return head_f[g, GB] / head_f[g, GA], head_f[g, GC] / head_f[g, GA], OK
+
+
+@njit(cache=True, _nrt=False, inline='always')
 def hull_query(nodes, points, head_i, head_f, g, qx, qy):
     """Value of head ``g`` for query direction ``(qx, qy)``: ``(o0, o1, error code)``."""
-    if qx != math.floor(qx) or qy != math.floor(qy):
-        return 0.0, 0.0, ERR_QUERY_NOT_INTEGER
-    if not (abs(qx) * head_f[g, MAX_KX] + abs(qy) * head_f[g, MAX_KY] < SCORE_LIMIT):
-        return 0.0, 0.0, ERR_SCORE_RANGE
+    code = _query_code(head_f, g, qx, qy)
+    if code != OK:
+        return 0.0, 0.0, code
     tie = head_i[g, TIE]
     if qx == 0.0 and qy == 0.0:  # every key scores 0: all of them tie
-        if tie == LATEST_TIE:
-            return head_f[g, GB], head_f[g, GC], OK
-        return head_f[g, GB] / head_f[g, GA], head_f[g, GC] / head_f[g, GA], OK
+        return _all_tie(head_f, g, tie)
     # Along the chain that holds the face in direction q, scores rise strictly, stay level
     # on the face, then fall strictly.  Find the first node whose successor is not higher.
     c = 0 if (qy > 0.0 or (qy == 0.0 and qx < 0.0)) else 1
@@ -622,7 +649,104 @@ def brute_query(keys, values, g, n, qx, qy, tie):
     return s0 / cnt, s1 / cnt
 
 
-# ----------------------------------------------------------------------------- decoding step
+# ----------------------------------------------------------------------------- position heads
+@njit(cache=True, _nrt=False, inline='always')
+def _position_score(kcoef, g, qx, qy, j):
+    """Exact score of position ``j``: its key ``k[c,0] + k[c,1] j + k[c,2] j^2`` is an integer
+    below 2^52 (``j <= head_pmax``), the product with the query is exact by the score guard."""
+    fj = float(j)
+    jj = fj * fj
+    k0 = kcoef[g, 0, 0] + kcoef[g, 0, 1] * fj + kcoef[g, 0, 2] * jj
+    k1 = kcoef[g, 1, 0] + kcoef[g, 1, 1] * fj + kcoef[g, 1, 2] * jj
+    return qx * k0 + qy * k1
+
+
+@njit(cache=True, _nrt=False, inline='always')
+def _not_rising(kcoef, g, qx, qy, i, m):
+    return m >= i or _position_score(kcoef, g, qx, qy, m + 1) <= _position_score(kcoef, g, qx, qy, m)
+
+
+@njit(cache=True, _nrt=False, inline='always')
+def position_insert(pvals, slot, head_i, head_f, pmax, g, kx, ky, v0, v1, t):
+    """Record position ``t``'s value for a head whose keys are a function of the position."""
+    if t > pmax:
+        return ERR_KEY_RANGE
+    code = _count_insert(head_i, head_f, g, kx, ky, v0, v1, t)
+    if code == OK:
+        it = int(t)
+        pvals[slot, it, 0] = v0
+        pvals[slot, it, 1] = v1
+    return code
+
+
+@njit(cache=True, _nrt=False, inline='always')
+def position_query(pvals, slot, head_i, head_f, kcoef, g, qx, qy, i):
+    """Hard-max over positions ``0..i`` of a head whose keys are a known quadratic curve of
+    the position: O(1) expected, no hull.
+
+    The score ``S(j) = q . k(j) = C + A j + B j^2`` is a quadratic in ``j``.  The signs of
+    ``A`` and ``B`` are decided exactly (:func:`compare_products`).  ``B > 0``: the maximum is at
+    an end, ``0`` or ``i``.  ``A = B = 0``: every position ties.  Otherwise the scores rise,
+    may stay level for one step, then fall, so the answer is the first ``m`` with
+    ``S(m + 1) <= S(m)``: a float estimate of the vertex is checked with exact scores, and a
+    binary search on that predicate replaces it when it is off.  Ties (at most two
+    positions when not all tie) follow the head's rule.  Returns ``(o0, o1, error code)``."""
+    code = _query_code(head_f, g, qx, qy)
+    if code != OK:
+        return 0.0, 0.0, code
+    tie = head_i[g, TIE]
+    sb = compare_products(qx, kcoef[g, 0, 2], -qy, kcoef[g, 1, 2])
+    sa = compare_products(qx, kcoef[g, 0, 1], -qy, kcoef[g, 1, 1])
+    if sb == 0 and sa == 0:
+        return _all_tie(head_f, g, tie)
+    m2 = -1
+    if i == 0:
+        m = 0
+    elif sb > 0:
+        s0 = _position_score(kcoef, g, qx, qy, 0)
+        si = _position_score(kcoef, g, qx, qy, i)
+        if s0 > si:
+            m = 0
+        elif si > s0:
+            m = i
+        else:
+            m = 0
+            m2 = i
+    else:
+        b = qx * kcoef[g, 0, 2] + qy * kcoef[g, 1, 2]
+        a = qx * kcoef[g, 0, 1] + qy * kcoef[g, 1, 1]
+        if b < 0.0:
+            v = -a / (2.0 * b)
+        else:
+            v = float(i) if sa > 0 else 0.0
+        if not v >= 0.0:  # also NaN
+            m = 0
+        elif v >= float(i):
+            m = i
+        else:
+            m = int(v)
+        if not (_not_rising(kcoef, g, qx, qy, i, m)
+                and (m == 0 or not _not_rising(kcoef, g, qx, qy, i, m - 1))):
+            lo = 0
+            hi = i
+            while lo < hi:
+                mid = (lo + hi) >> 1
+                if _not_rising(kcoef, g, qx, qy, i, mid):
+                    hi = mid
+                else:
+                    lo = mid + 1
+            m = lo
+        if m < i and _position_score(kcoef, g, qx, qy, m + 1) == _position_score(kcoef, g, qx, qy, m):
+            m2 = m + 1
+    if m2 == -1:
+        return pvals[slot, m, 0], pvals[slot, m, 1], OK
+    if tie == LATEST_TIE:
+        return pvals[slot, m2, 0], pvals[slot, m2, 1], OK
+    return ((pvals[slot, m, 0] + pvals[slot, m2, 0]) / 2.0,
+            (pvals[slot, m, 1] + pvals[slot, m2, 1]) / 2.0, OK)
+
+
+# ----------------------------------------------------------------------------- FFN
 @njit(cache=True, _nrt=False, inline='always')
 def _dot(ptr, idx, val, r, x):
     s = 0.0
@@ -637,27 +761,109 @@ def _scatter(ptr, idx, val, r, w, out):
         out[idx[e]] += val[e] * w
 
 
+@njit(cache=True, _nrt=False, inline='always')
+def _count_le(arr, lo, hi, s):
+    """How many of the sorted ``arr[lo:hi]`` are ``<= s``."""
+    a = lo
+    b = hi
+    while a < b:
+        mid = (a + b) >> 1
+        if arr[mid] <= s:
+            a = mid + 1
+        else:
+            b = mid
+    return a - lo
+
+
+@njit(cache=True, _nrt=False, inline='always')
+def _unit(ptr, idx, val, ub, u, x, delta):
+    """One ReGLU unit evaluated from its rows: the reference path."""
+    r = ub + UNIT_ROWS * u
+    gate = _dot(ptr, idx, val, r, x)
+    if gate > 0.0:
+        _scatter(ptr, idx, val, r + 2, gate * _dot(ptr, idx, val, r + 1, x), delta)
+
+
+@njit(cache=True, _nrt=False, inline='always')
+def ffn_layer(l, x, delta, ptr, idx, val, ub, ffn):
+    """Layer ``l``'s FFN output added to ``delta`` (see :mod:`rasp2d.backends.hull_ffn_plan`)."""
+    (lgroups, lgeneric, generic, kind, bound, gunits, in_ptr, in_dim, in_w, bp_ptr, bp, iv_ptr,
+     ent_dim, ent_a, ent_b, rise_ptr, rise_t, rise_unit, rise_a, rise_c,
+     fall_ptr, fall_t, fall_unit, fall_a, fall_c) = ffn
+    for g in range(lgroups[l], lgroups[l + 1]):
+        s = 0.0
+        tot = 0.0
+        exact = True
+        for e in range(in_ptr[g], in_ptr[g + 1]):
+            xj = x[in_dim[e]]
+            if xj != math.floor(xj):
+                exact = False
+                break
+            w = in_w[e]
+            s += w * xj
+            tot += abs(w) * abs(xj)
+        if not (exact and tot <= bound[g]):  # the guard: unit by unit, as the rows say
+            for u in range(gunits[g, 0], gunits[g, 1]):
+                _unit(ptr, idx, val, ub, u, x, delta)
+            continue
+        if kind[g] == GROUP_TABLE:
+            iv = bp_ptr[g] + g + _count_le(bp, bp_ptr[g], bp_ptr[g + 1], s)
+            for e in range(iv_ptr[iv], iv_ptr[iv + 1]):
+                delta[ent_dim[e]] += s * ent_a[e] + ent_b[e]
+        else:
+            n = _count_le(rise_t, rise_ptr[g], rise_ptr[g + 1], s)
+            for e in range(rise_ptr[g], rise_ptr[g] + n):
+                r = ub + UNIT_ROWS * rise_unit[e]
+                gate = rise_a[e] * s + rise_c[e]
+                _scatter(ptr, idx, val, r + 2, gate * _dot(ptr, idx, val, r + 1, x), delta)
+            n = _count_le(fall_t, fall_ptr[g], fall_ptr[g + 1], s)
+            for e in range(fall_ptr[g] + n, fall_ptr[g + 1]):
+                r = ub + UNIT_ROWS * fall_unit[e]
+                gate = fall_a[e] * s + fall_c[e]
+                _scatter(ptr, idx, val, r + 2, gate * _dot(ptr, idx, val, r + 1, x), delta)
+    for e in range(lgeneric[l], lgeneric[l + 1]):
+        _unit(ptr, idx, val, ub, generic[e], x, delta)
+
+
+@njit(cache=True, _nrt=False)
+def ffn_layer_call(l, x, delta, ptr, idx, val, ub, ffn):
+    """:func:`ffn_layer` callable from Python (tests)."""
+    ffn_layer(l, x, delta, ptr, idx, val, ub, ffn)
+
+
+@njit(cache=True, _nrt=False, inline='always')
+def _fold(fold_ptr, fold_idx, s, x, delta):
+    """``x += delta`` over the dimensions sublayer ``s`` writes; ``delta`` is left zero."""
+    for e in range(fold_ptr[s], fold_ptr[s + 1]):
+        o = fold_idx[e]
+        x[o] += delta[o]
+        delta[o] = 0.0
+
+
+# ----------------------------------------------------------------------------- decoding step
 @njit(cache=True, _nrt=False)
 def decode_loop(prompt, out, cursor, max_new, stop_id, start,
-                embed, ptr, idx, val, bases, layer_heads, layer_units, head_tie,
+                embed, ptr, idx, val, bases, layer_heads, head_tie, head_mode, head_slot,
+                head_kcoef, head_pmax, fold_ptr, fold_idx, ucols, ublock, ffn,
                 x, delta, head_out, logits, stages, record, use_hull,
-                nodes, points, point_info, head_i, head_f, meta, bkeys, bvals, err):
+                nodes, points, point_info, head_i, head_f, meta, pvals, bkeys, bvals, err):
     """The greedy loop of ``generate.stream`` with the whole decoding step inside, resumable.
 
     Feeds ``prompt`` from position ``start``, then its own predictions, until ``max_new``
     tokens are emitted into ``out`` or ``stop_id`` is.  ``cursor`` = [tokens fed, tokens
     emitted, last prediction].  Returns DONE, NEED_ROOM (grow the caches and call again) or
     FAILED (``err`` = code, head, position).  One step per token: embedding, then per layer
-    every used head (q, k, v from sparse rows; insert into its cache; query it), the head
-    outputs added, the live ReGLU units, and the logits' argmax (ties: lowest id).  The
-    step is written inline (not a function taking two dozen arrays) because passing arrays
-    between numba functions costs more than a small model's whole layer."""
+    every used head (q, k, v from sparse rows; insert into its cache; query it: a hull, the
+    closed form of a position head, or the brute scan), the head outputs added, the FFN
+    (:func:`ffn_layer`), and the logits' argmax (ties: lowest id) from the unembedding's
+    non-zero columns.  The step is written inline (not a function taking two dozen arrays)
+    because passing arrays between numba functions costs more than a small model's layer."""
     n_prompt = prompt.shape[0]
     n_heads = head_tie.shape[0]
     d = x.shape[0]
+    V = logits.shape[0]
     hb = bases[HEADS]
     ub = bases[UNITS]
-    eb = bases[UNEMBED]
     n_layers = layer_heads.shape[0] - 1
     while True:
         fed = cursor[0]
@@ -668,7 +874,7 @@ def decode_loop(prompt, out, cursor, max_new, stop_id, start,
             if nxt == stop_id or cursor[1] == max_new:
                 return DONE
         if use_hull:
-            if not has_room(nodes, points, meta, n_heads):
+            if not has_room(nodes, points, meta, n_heads) or start + fed >= pvals.shape[1]:
                 return NEED_ROOM
         elif start + fed >= bkeys.shape[2]:
             return NEED_ROOM
@@ -693,10 +899,18 @@ def decode_loop(prompt, out, cursor, max_new, stop_id, start,
                 v0 = _dot(ptr, idx, val, r + 4, x)
                 v1 = _dot(ptr, idx, val, r + 5, x)
                 if use_hull:
-                    code = hull_insert(nodes, points, point_info, head_i, head_f, meta, g,
-                                       k0, k1, v0, v1, fpos)
-                    if code == OK:
-                        o0, o1, code = hull_query(nodes, points, head_i, head_f, g, q0, q1)
+                    if head_mode[g] == HEAD_POSITION:
+                        slot = head_slot[g]
+                        code = position_insert(pvals, slot, head_i, head_f, head_pmax[g], g,
+                                               k0, k1, v0, v1, fpos)
+                        if code == OK:
+                            o0, o1, code = position_query(pvals, slot, head_i, head_f,
+                                                          head_kcoef, g, q0, q1, pos)
+                    else:
+                        code = hull_insert(nodes, points, point_info, head_i, head_f, meta, g,
+                                           k0, k1, v0, v1, fpos)
+                        if code == OK:
+                            o0, o1, code = hull_query(nodes, points, head_i, head_f, g, q0, q1)
                     if code != OK:
                         err[0] = code
                         err[1] = g
@@ -714,28 +928,26 @@ def decode_loop(prompt, out, cursor, max_new, stop_id, start,
                 r = hb + HEAD_ROWS * g
                 _scatter(ptr, idx, val, r + 6, head_out[g, 0], delta)
                 _scatter(ptr, idx, val, r + 7, head_out[g, 1], delta)
-            for j in range(d):
-                x[j] += delta[j]
-                delta[j] = 0.0
+            _fold(fold_ptr, fold_idx, 2 * l, x, delta)
             if record:
                 for j in range(d):
                     stages[2 * l + 1, j] = x[j]
-            for u in range(layer_units[l], layer_units[l + 1]):
-                r = ub + UNIT_ROWS * u
-                gate = _dot(ptr, idx, val, r, x)
-                if gate > 0.0:
-                    _scatter(ptr, idx, val, r + 2, gate * _dot(ptr, idx, val, r + 1, x), delta)
-            for j in range(d):
-                x[j] += delta[j]
-                delta[j] = 0.0
+            ffn_layer(l, x, delta, ptr, idx, val, ub, ffn)
+            _fold(fold_ptr, fold_idx, 2 * l + 1, x, delta)
             if record:
                 for j in range(d):
                     stages[2 * l + 2, j] = x[j]
+        for t in range(V):
+            logits[t] = 0.0
+        for c in range(ucols.shape[0]):
+            xc = x[ucols[c]]
+            if xc != 0.0:  # a zero adds nothing: w * 0 changes no sum
+                for t in range(V):
+                    logits[t] += ublock[c, t] * xc
         best = 0
         top = -np.inf
-        for t in range(logits.shape[0]):
-            z = _dot(ptr, idx, val, eb + t, x)
-            logits[t] = z
+        for t in range(V):
+            z = logits[t]
             if z > top or t == 0:  # strict: ties go to the lowest token id
                 best = t
                 top = z

@@ -60,13 +60,25 @@ class HullDecoder:
         width = 0 if self._use_hull else 64
         self._bkeys = np.zeros((max(G, 1), 2, width))  # component-major: see brute_query
         self._bvals = np.zeros((max(G, 1), 2, width))
+        # position heads keep one value per position (their keys are known functions of it)
+        self._pvals = np.zeros((p.n_position_heads, 64 if self._use_hull else 0, 2))
+        f = p.ffn
+        self._ffn = (f.layer_groups, f.layer_generic, f.generic_units, f.group_kind,
+                     f.group_bound, f.group_units, f.in_ptr, f.in_dim, f.in_w, f.bp_ptr, f.bp,
+                     f.iv_ptr, f.ent_dim, f.ent_a, f.ent_b, f.rise_ptr, f.rise_t, f.rise_unit,
+                     f.rise_a, f.rise_c, f.fall_ptr, f.fall_t, f.fall_unit, f.fall_a, f.fall_c)
 
     # ------------------------------------------------------------------ room
     def _make_room(self, positions: int = 1) -> None:
+        need = self.position + positions
         if self._use_hull:
             self.pool.reserve()
+            cap = self._pvals.shape[1]
+            if need > cap:  # entries past the position are written before they are read
+                grown = np.empty((self._pvals.shape[0], max(need, 2 * cap), 2))
+                grown[:, :cap] = self._pvals
+                self._pvals = grown
         else:
-            need = self.position + positions
             cap = self._bkeys.shape[2]
             if need > cap:
                 new = max(need, 2 * cap)
@@ -78,10 +90,12 @@ class HullDecoder:
 
     def _args(self):
         p, pool = self.program, self.pool
-        return (p.embed, p.ptr, p.idx, p.val, p.bases, p.layer_heads, p.layer_units, p.head_tie,
-                self.x, self._delta, self._head_out, self.logits, self.stages, self.record,
-                self._use_hull, pool.nodes, pool.points, pool.point_info, pool.head_i,
-                pool.head_f, pool.meta, self._bkeys, self._bvals, self._err)
+        return (p.embed, p.ptr, p.idx, p.val, p.bases, p.layer_heads, p.head_tie, p.head_mode,
+                p.head_slot, p.head_kcoef, p.head_pmax, p.fold_ptr, p.fold_idx, p.ucols,
+                p.ublock, self._ffn, self.x, self._delta, self._head_out, self.logits,
+                self.stages, self.record, self._use_hull, pool.nodes, pool.points,
+                pool.point_info, pool.head_i, pool.head_f, pool.meta, self._pvals, self._bkeys,
+                self._bvals, self._err)
 
     def _raise(self) -> None:
         code, g, pos = (int(v) for v in self._err)
@@ -140,6 +154,6 @@ class HullDecoder:
     def cache_bytes(self) -> int:
         """Bytes the caches use for the positions fed so far (live rows only)."""
         if self._use_hull:
-            return self.pool.live_bytes()
+            return self.pool.live_bytes() + self._pvals.shape[0] * self.position * 2 * 8
         return self.program.n_used_heads * self.position * 4 * 8
 

@@ -4,7 +4,16 @@ Compiled weights are very sparse: most FFN units read one or two residual dimens
 most heads are padding of the standard shape (``n_heads = d_model / 2``) with ``W_o == 0``.
 A decoding step that walks dense matrices would spend nearly all its time multiplying
 zeros, so the model is rewritten once as a bank of sparse rows (CSR: ``ptr``/``idx``/``val``)
-plus index tables of the heads and units that are actually used.
+plus index tables of the heads and units that are actually used, and three plans that let
+the step skip work whose result is known:
+
+* FFN units grouped by gate direction (:mod:`rasp2d.backends.hull_ffn_plan`): a group finds
+  its active units (or its whole output) with one binary search.
+* Heads whose keys depend on the position only (``lookup(indices, ...)``, ``prev``): their keys
+  lie on a known quadratic curve of the position, so the step answers them in closed form
+  (see :func:`rasp2d.backends.hull_kernels.position_query`) instead of keeping a hull.
+* The unembedding as a dense block over the few dimensions it reads, evaluated only for the
+  non-zero ones.
 
 Row bank layout (``bases`` holds the first row of each block):
 
@@ -12,17 +21,19 @@ Row bank layout (``bases`` holds the first row of each block):
 * head ``g`` (used heads only, layer by layer): rows ``bases[HEADS] + 8g + j`` for
   ``j`` = q0, q1, k0, k1, v0, v1 (read the residual) and out0, out1 (columns of ``W_o``:
   where the head's two outputs are added);
-* unit ``u`` (used FFN units only): rows ``bases[UNITS] + 3u + j`` for gate, value, out;
-* token ``t``: row ``bases[UNEMBED] + t`` of the unembedding.
+* unit ``u`` (live FFN units, in the order of ``ffn.units``): rows ``bases[UNITS] + 3u + j``
+  for gate, value, out.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 
-from rasp2d.backends.hull_kernels import HEAD_ROWS, UNIT_ROWS
+from rasp2d.backends.hull_ffn_plan import FfnPlan, first_writes, plan_ffn
+from rasp2d.backends.hull_kernels import HEAD_HULL, HEAD_POSITION, HEAD_ROWS, KEY_LIMIT, UNIT_ROWS
 from rasp2d.backends.model_file import CompiledModel
 
 
@@ -35,15 +46,28 @@ class SparseProgram:
     ptr: np.ndarray  # [rows + 1] uint64
     idx: np.ndarray  # [nnz] uint32: residual dimension (unsigned: no negative-index wraparound)
     val: np.ndarray  # [nnz] float64: weight
-    bases: np.ndarray  # [3] int64: first row of the head, unit and unembedding blocks
+    bases: np.ndarray  # [3] int64: first row of the head, unit and (empty) unembedding blocks
     layer_heads: np.ndarray  # [L + 1] int64: used heads of layer l are layer_heads[l]:layer_heads[l+1]
     layer_units: np.ndarray  # [L + 1] int64
     head_tie: np.ndarray  # [G] int64
     head_origin: np.ndarray  # [G, 2] int64: (layer, head) in the CompiledModel
+    head_mode: np.ndarray  # [G] int64: HEAD_HULL or HEAD_POSITION
+    head_slot: np.ndarray  # [G] int64: a position head's row in the value store, else -1
+    head_kcoef: np.ndarray  # [G, 2, 3] float64: key component c = k[c,0] + k[c,1] p + k[c,2] p^2
+    head_pmax: np.ndarray  # [G] float64: last position at which that formula is exact
+    fold_ptr: np.ndarray  # [2L + 1] int64: dims sublayer s writes: fold_idx[fold_ptr[s]:...]
+    fold_idx: np.ndarray  # int64 (s = 2l: layer l's attention, 2l + 1: its FFN)
+    ucols: np.ndarray  # [C] int64: dimensions the unembedding reads
+    ublock: np.ndarray  # [C, V] float64: their columns of the unembedding
+    ffn: FfnPlan
 
     @property
     def n_used_heads(self) -> int:
         return int(self.head_tie.shape[0])
+
+    @property
+    def n_position_heads(self) -> int:
+        return int((self.head_mode == HEAD_POSITION).sum())
 
     @property
     def n_used_units(self) -> int:
@@ -51,35 +75,96 @@ class SparseProgram:
 
     @property
     def nnz(self) -> int:
-        return int(self.val.shape[0])
+        return int(self.val.shape[0]) + int(np.count_nonzero(self.ublock))
+
+
+def _position_key(model: CompiledModel, first: np.ndarray, layer: int, krows: np.ndarray):
+    """(coefficients [2, 3], last exact position) when both key rows of a head of ``layer``
+    read only dimensions that still hold a fixed function ``c + p1 pos + p2 pos^2`` of the
+    position (nothing has written them yet), else None."""
+    coef = np.zeros((2, 3))
+    bound_terms = []  # per component: (|const| part, |pos| part, |pos^2| part) of sum |w x|
+    for comp in range(2):
+        row = krows[comp]
+        sums = [Fraction(0)] * 3
+        absum = [Fraction(0)] * 3
+        for j in np.flatnonzero(row):
+            col = model.embed[:, j]
+            if first[j] < 2 * layer or not np.all(col == col[0]):
+                return None
+            w = Fraction(float(row[j]))
+            parts = (Fraction(float(col[0])), Fraction(float(model.pos_embed[0, j])),
+                     Fraction(float(model.pos_embed[1, j])))
+            if any(p.denominator != 1 for p in parts) or w.denominator != 1:
+                return None
+            for i in range(3):
+                sums[i] += w * parts[i]
+                absum[i] += abs(w * parts[i])
+        coef[comp] = [float(s) for s in sums]
+        bound_terms.append(absum)
+    # largest position p with every |w x| partial sum below 2^52 (exact integers), and p^2
+    # exact where a key reads the pos^2 feature
+    if not all(a <= KEY_LIMIT for a, _, _ in bound_terms):
+        return None
+    squares = any(c for _, _, c in bound_terms)
+    lo, hi = 0, 2**52
+    while lo < hi:
+        p = (lo + hi + 1) // 2
+        ok = (not squares or p * p <= KEY_LIMIT) and \
+            all(a + b * p + c * p * p <= KEY_LIMIT for a, b, c in bound_terms)
+        lo, hi = (p, hi) if ok else (lo, p - 1)
+    return coef, float(lo)
 
 
 def sparse_program(model: CompiledModel) -> SparseProgram:
     model.validate()
+    first = first_writes(model)
+    ffn = plan_ffn(model)
     rows: list[np.ndarray] = [model.pos_embed[0], model.pos_embed[1]]
     layer_heads, layer_units, ties, origin = [0], [0], [], []
+    modes, slots, kcoefs, pmaxes = [], [], [], []
     head_rows: list[np.ndarray] = []
-    unit_rows: list[np.ndarray] = []
+    fold: list[np.ndarray] = []
+    unit_layer_count = np.zeros(model.n_layers, dtype=np.int64)
+    for ref in ffn.units:
+        unit_layer_count[ref.layer] += 1
     for l in range(model.n_layers):
+        attn_writes = np.zeros(model.d_model, dtype=bool)
         for h in range(model.n_heads):
             out = model.W_o[l, :, h, :]  # [d, 2]
             if not out.any():
                 continue  # padding head: whatever it attends to, nothing is written
+            attn_writes |= out.any(axis=1)
             head_rows += [model.W_q[l, h, 0], model.W_q[l, h, 1], model.W_k[l, h, 0],
                           model.W_k[l, h, 1], model.W_v[l, h, 0], model.W_v[l, h, 1],
                           out[:, 0], out[:, 1]]
             ties.append(int(model.tie[l, h]))
             origin.append((l, h))
+            pk = _position_key(model, first, l, model.W_k[l, h])
+            if pk is None:
+                modes.append(HEAD_HULL)
+                slots.append(-1)
+                kcoefs.append(np.zeros((2, 3)))
+                pmaxes.append(0.0)
+            else:
+                modes.append(HEAD_POSITION)
+                slots.append(sum(1 for m in modes if m == HEAD_POSITION) - 1)
+                kcoefs.append(pk[0])
+                pmaxes.append(pk[1])
         layer_heads.append(len(ties))
-        for u in range(model.d_ffn):
-            gate, value, out = model.W_gate[l, u], model.W_val[l, u], model.W_out[l, :, u]
-            if not (gate.any() and value.any() and out.any()):
-                continue  # relu(0) * v, relu(g) * 0 or a discarded product: always adds 0
-            unit_rows += [gate, value, out]
-        layer_units.append(len(unit_rows) // UNIT_ROWS)
+        layer_units.append(layer_units[-1] + int(unit_layer_count[l]))
+        ffn_writes = np.zeros(model.d_model, dtype=bool)
+        fold += [np.flatnonzero(attn_writes), ffn_writes]  # FFN filled below
+    unit_rows: list[np.ndarray] = []
+    for i, ref in enumerate(ffn.units):
+        out = model.W_out[ref.layer, :, ref.unit]
+        unit_rows += [model.W_gate[ref.layer, ref.unit], model.W_val[ref.layer, ref.unit], out]
+        fold[2 * ref.layer + 1] = fold[2 * ref.layer + 1] | (out != 0)
+    for l in range(model.n_layers):
+        fold[2 * l + 1] = np.flatnonzero(fold[2 * l + 1])
     bases = np.array([len(rows), len(rows) + len(head_rows),
                       len(rows) + len(head_rows) + len(unit_rows)], dtype=np.int64)
-    rows += head_rows + unit_rows + list(model.unembed)
+    rows += head_rows + unit_rows
     ptr = np.zeros(len(rows) + 1, dtype=np.uint64)  # unsigned: no wraparound code
     idx_parts, val_parts = [], []
     for r, row in enumerate(rows):
@@ -89,6 +174,11 @@ def sparse_program(model: CompiledModel) -> SparseProgram:
         ptr[r + 1] = ptr[r] + nz.size
     cat = lambda parts, dtype: (np.concatenate(parts).astype(dtype) if parts  # noqa: E731
                                 else np.zeros(0, dtype=dtype))
+    ucols = np.flatnonzero(model.unembed.any(axis=0))
+    fold_ptr = np.zeros(2 * model.n_layers + 1, dtype=np.int64)
+    for s, dims in enumerate(fold):
+        fold_ptr[s + 1] = fold_ptr[s] + dims.size
+    G = len(ties)
     return SparseProgram(
         d_model=model.d_model, n_layers=model.n_layers, vocab_size=len(model.vocab),
         embed=np.ascontiguousarray(model.embed, dtype=np.float64),
@@ -97,4 +187,12 @@ def sparse_program(model: CompiledModel) -> SparseProgram:
         layer_units=np.array(layer_units, dtype=np.int64),
         head_tie=np.array(ties, dtype=np.int64),
         head_origin=np.array(origin, dtype=np.int64).reshape(-1, 2),
+        head_mode=np.array(modes, dtype=np.int64),
+        head_slot=np.array(slots, dtype=np.int64),
+        head_kcoef=np.array(kcoefs, dtype=np.float64).reshape(G, 2, 3),
+        head_pmax=np.array(pmaxes, dtype=np.float64),
+        fold_ptr=fold_ptr, fold_idx=cat(fold, np.int64),
+        ucols=ucols.astype(np.int64),
+        ublock=np.ascontiguousarray(model.unembed[:, ucols].T, dtype=np.float64),
+        ffn=ffn,
     )

@@ -1,0 +1,332 @@
+"""FFN units regrouped so a decoding step touches only the units that can be non-zero.
+
+Compiled FFN layers are mostly piecewise-linear functions of one scalar: a staircase
+``x // 256`` is a thousand units ``relu(s - 256 k)`` of the same ``s``, a one-hot decoder is
+hats ``relu(s - k + 1) - 2 relu(s - k) + relu(s - k - 1)``, a selector is ``relu(flag - c) * w``.
+Evaluating every unit's gate per token is what made the WASM machine slow (~8K units, ~1K
+active).  Units whose gates share one *direction* ``r`` (the non-constant part of the gate
+row, up to an integer factor) form a group: ``gate_u = a_u * s + c_u`` with ``s = r . x``, so
+for an integer ``s`` the set of active units (``gate > 0``) changes only at integer
+breakpoints, and one binary search over them finds it.
+
+Two group kinds:
+
+* ``TABLE``: every unit's value is a constant.  Between two breakpoints the group's whole
+  output is affine in ``s``: ``delta[o] += s * A + B`` for a few entries ``(o, A, B)`` per
+  interval, precomputed with exact integer arithmetic.
+* ``SELECT``: values read the stream.  Units with ``a > 0`` are active on a prefix of their
+  list sorted by threshold, units with ``a < 0`` on a suffix of theirs; only those are
+  evaluated (``gate = a s + c``, the value row's dot, the out row's scatter).
+
+Exactness.  A group is used only when the step could not tell it apart from evaluating its
+units one by one: all its gate weights and constants are integers, and at run time the
+inputs of ``r`` are integers with ``sum |r_j x_j| <= bound``.  ``bound`` is chosen here so that
+under it every gate, product and sum the unit-by-unit evaluation would form is an integer
+below 2^53, i.e. computed exactly, so it equals ``a s + c`` and the table's ``s A + B``.
+When the guard fails (a fractional input, or a huge one) the step evaluates the group's
+units one by one, as before.  Units that fit no group stay ``generic``.
+
+Constant dimensions (the constant one of the embedding) are folded into ``c``: a dimension
+that the embedding sets to the same value for every token, that has no position feature
+and that no head or unit writes holds that value at every stage.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+from rasp2d.backends.hull_kernels import GROUP_SELECT as SELECT
+from rasp2d.backends.hull_kernels import GROUP_TABLE as TABLE
+from rasp2d.backends.model_file import CompiledModel
+
+EXACT = 2**53  # integers strictly below this are exact float64 values, and so are their sums
+
+
+@dataclass(frozen=True)
+class UnitRef:
+    layer: int
+    unit: int
+
+
+@dataclass(frozen=True, eq=False)
+class FfnPlan:
+    """Flat arrays read by the jitted step; unit numbers index :attr:`units` (the order in
+    which :mod:`rasp2d.backends.sparse_program` lays out the unit rows)."""
+
+    units: tuple[UnitRef, ...]  # every live unit, layer by layer, groups first
+    layer_groups: np.ndarray  # [L + 1] int64
+    layer_generic: np.ndarray  # [L + 1] int64: range into generic_units
+    generic_units: np.ndarray  # [n] int64: units evaluated one by one, always
+    group_kind: np.ndarray  # [NG] int64: TABLE or SELECT
+    group_bound: np.ndarray  # [NG] float64: guard on sum |r_j x_j|
+    group_units: np.ndarray  # [NG, 2] int64: the group's unit range (the fallback)
+    in_ptr: np.ndarray  # [NG + 1] int64: the direction r as sparse (dim, weight)
+    in_dim: np.ndarray  # int64
+    in_w: np.ndarray  # float64
+    bp_ptr: np.ndarray  # [NG + 1] int64: TABLE breakpoints (sorted); interval k = #bp <= s
+    bp: np.ndarray  # float64
+    iv_ptr: np.ndarray  # [bp_ptr[-1] + NG + 1] int64: entries of interval k of group g are
+    #                     iv_ptr[bp_ptr[g] + g + k] : iv_ptr[bp_ptr[g] + g + k + 1]
+    ent_dim: np.ndarray  # int64
+    ent_a: np.ndarray  # float64: delta[dim] += s * a + b
+    ent_b: np.ndarray  # float64
+    rise_ptr: np.ndarray  # [NG + 1] int64: SELECT units with a > 0, sorted by threshold t:
+    rise_t: np.ndarray  # float64        active iff s >= t
+    rise_unit: np.ndarray  # int64
+    rise_a: np.ndarray  # float64
+    rise_c: np.ndarray  # float64
+    fall_ptr: np.ndarray  # [NG + 1] int64: SELECT units with a < 0, sorted by threshold t:
+    fall_t: np.ndarray  # float64        active iff s < t
+    fall_unit: np.ndarray  # int64
+    fall_a: np.ndarray  # float64
+    fall_c: np.ndarray  # float64
+
+    @property
+    def n_groups(self) -> int:
+        return int(self.group_kind.shape[0])
+
+    def table_bytes(self) -> int:
+        return sum(getattr(self, f).nbytes for f in self.__dataclass_fields__
+                   if isinstance(getattr(self, f), np.ndarray))
+
+
+NEVER = 1 << 62  # first_writes of a dimension nothing writes
+
+
+def first_writes(model: CompiledModel) -> np.ndarray:
+    """Per dimension, the first sublayer that may add to it (``2l``: layer ``l``'s attention,
+    ``2l + 1``: its FFN), or NEVER.  Until then it holds what the embedding put there."""
+    first = np.full(model.d_model, NEVER, dtype=np.int64)
+    for l in reversed(range(model.n_layers)):
+        live = model.W_gate[l].any(1) & model.W_val[l].any(1)
+        first[model.W_out[l][:, live].any(axis=1)] = 2 * l + 1
+        first[np.abs(model.W_o[l]).sum(axis=(1, 2)) > 0] = 2 * l
+    return first
+
+
+def constant_dims(model: CompiledModel, first: np.ndarray, sublayer: int) -> dict[int, Fraction]:
+    """Dimensions that hold the same non-zero value for every token and position when
+    ``sublayer`` reads them: dim -> value (no position feature, nothing wrote them yet)."""
+    out = {}
+    for j in range(model.d_model):
+        col = model.embed[:, j]
+        if first[j] < sublayer or model.pos_embed[:, j].any() or not np.all(col == col[0]):
+            continue
+        if col[0] != 0:
+            out[j] = Fraction(float(col[0]))
+    return out
+
+
+def _int(x) -> int | None:
+    f = Fraction(float(x)) if not isinstance(x, Fraction) else x
+    return int(f) if f.denominator == 1 else None
+
+
+@dataclass
+class _Unit:
+    ref: UnitRef
+    a: int
+    c: int
+    const_abs: int  # sum over constant dims of |W_gate[u, j] * value_j|: partial-sum bound
+    value: int | None  # constant value (TABLE), None when the value row reads the stream
+    value_abs: int  # sum of |W_val[u, j] * value_j| (constant values)
+    out: dict[int, int] | None  # integer out row, None when it has fractional weights
+
+
+def _limit(constraints) -> int:
+    """Largest integer S >= 0 with K + M * S < EXACT for every (K, M), or -1 if none."""
+    best = EXACT
+    for k, m in constraints:
+        if k >= EXACT:
+            return -1
+        if m > 0:
+            best = min(best, (EXACT - 1 - k) // m)
+    return best
+
+
+def _table(units: list[_Unit], cap: int):
+    """Breakpoints and per-interval entries of a TABLE group, or None past ``cap`` entries."""
+    rise, fall = [], []
+    for u in units:
+        if u.a > 0:
+            rise.append((math.floor(Fraction(-u.c, u.a)) + 1, u))
+        elif u.a < 0:
+            fall.append((math.ceil(Fraction(-u.c, u.a)), u))
+    bps = sorted({t for t, _ in rise} | {t for t, _ in fall})
+    A: dict[int, int] = {}
+    B: dict[int, int] = {}
+
+    def add(u: _Unit, sign: int) -> None:
+        for o, w in u.out.items():
+            A[o] = A.get(o, 0) + sign * u.a * u.value * w
+            B[o] = B.get(o, 0) + sign * u.c * u.value * w
+
+    for u in units:  # interval 0 (s below every breakpoint): falling units and a == 0 ones
+        if u.a < 0 or (u.a == 0 and u.c > 0):
+            add(u, 1)
+    at_rise: dict[int, list[_Unit]] = {}
+    at_fall: dict[int, list[_Unit]] = {}
+    for t, u in rise:
+        at_rise.setdefault(t, []).append(u)
+    for t, u in fall:
+        at_fall.setdefault(t, []).append(u)
+    intervals = []
+    total = 0
+    for k in range(len(bps) + 1):
+        if k:
+            for u in at_rise.get(bps[k - 1], ()):
+                add(u, 1)
+            for u in at_fall.get(bps[k - 1], ()):
+                add(u, -1)
+        entries = [(o, A[o], B.get(o, 0)) for o in sorted(A) if A[o] or B.get(o, 0)]
+        total += len(entries)
+        if total > cap:
+            return None
+        intervals.append(entries)
+    return bps, intervals
+
+
+def _table_bound(units: list[_Unit], intervals) -> int:
+    cons = []
+    per_dim: dict[int, list[int]] = {}
+    for u in units:
+        cons.append((u.const_abs, abs(u.a)))  # the gate's dot
+        cons.append((u.value_abs, 0))  # the value's dot
+        cons.append((abs(u.c) * abs(u.value), abs(u.a) * abs(u.value)))  # relu(g) * v
+        for o, w in u.out.items():
+            k, m = per_dim.get(o, [0, 0])
+            per_dim[o] = [k + abs(w * u.value * u.c), m + abs(w * u.value * u.a)]
+    cons += [tuple(km) for km in per_dim.values()]  # any partial sum of the out products
+    cons += [(abs(b), abs(a)) for entries in intervals for _, a, b in entries]
+    return _limit(cons)
+
+
+def plan_ffn(model: CompiledModel, table_cap: int = 16) -> FfnPlan:
+    """Group every layer's live units; ``table_cap`` bounds a TABLE's entries per unit."""
+    first_write = first_writes(model)
+    units_out: list[UnitRef] = []
+    layer_groups, layer_generic = [0], [0]
+    generic: list[int] = []
+    kinds, bounds, granges = [], [], []
+    in_ptr, in_dim, in_w = [0], [], []
+    bp_ptr, bp, iv_ptr = [0], [], [0]
+    ent_dim, ent_a, ent_b = [], [], []
+    sel = {"rise": ([0], [], [], [], []), "fall": ([0], [], [], [], [])}
+    for l in range(model.n_layers):
+        consts = constant_dims(model, first_write, 2 * l + 1)
+        const_idx = sorted(consts)
+        G, V, O = model.W_gate[l], model.W_val[l], model.W_out[l]
+        groups: dict[tuple, list[_Unit]] = {}
+        loose: list[UnitRef] = []
+        for u in range(model.d_ffn):
+            if not (G[u].any() and V[u].any() and O[:, u].any()):
+                continue
+            ref = UnitRef(l, u)
+            row = G[u]
+            var = [j for j in np.flatnonzero(row) if j not in consts]
+            c_frac = sum((Fraction(float(row[j])) * consts[j] for j in const_idx), Fraction(0))
+            ints = [_int(row[j]) for j in var]
+            c = _int(c_frac)
+            if c is None or any(v is None for v in ints):
+                loose.append(ref)
+                continue
+            if var:
+                g = math.gcd(*ints)
+                if ints[0] < 0:
+                    g = -g
+                key = (tuple(int(j) for j in var), tuple(v // g for v in ints))
+                a = g
+            else:
+                if c <= 0:
+                    continue  # relu of a non-positive constant: the unit never adds anything
+                key, a = ((), ()), 0
+            const_abs = sum(abs(Fraction(float(row[j])) * consts[j]) for j in const_idx)
+            vrow = V[u]
+            v_var = [j for j in np.flatnonzero(vrow) if j not in consts]
+            value = value_abs = None
+            if not v_var:
+                vf = sum((Fraction(float(vrow[j])) * consts[j] for j in const_idx), Fraction(0))
+                value = _int(vf)
+                value_abs = sum(abs(Fraction(float(vrow[j])) * consts[j]) for j in const_idx)
+            out_nz = np.flatnonzero(O[:, u])
+            out_w = [_int(O[o, u]) for o in out_nz]
+            out = None if any(w is None for w in out_w) else dict(zip((int(o) for o in out_nz), out_w))
+            groups.setdefault(key, []).append(
+                _Unit(ref, a, c, int(math.ceil(const_abs)), value,
+                      0 if value_abs is None else int(math.ceil(value_abs)), out))
+        for (dims, weights), members in groups.items():
+            gate_bound = _limit([(u.const_abs, abs(u.a)) for u in members])
+            if gate_bound < 0:
+                loose += [u.ref for u in members]
+                continue
+            first = len(units_out)
+            units_out += [u.ref for u in members]
+            index = {id(u): first + i for i, u in enumerate(members)}
+            table = None
+            if all(u.value is not None and u.out is not None for u in members):
+                table = _table(members, table_cap * len(members) + 64)
+            bound = _table_bound(members, table[1]) if table is not None else -1
+            if bound >= 0:
+                kinds.append(TABLE)
+                bps, intervals = table
+                bp += [float(t) for t in bps]
+                for entries in intervals:
+                    for o, a, b in entries:
+                        ent_dim.append(o)
+                        ent_a.append(float(a))
+                        ent_b.append(float(b))
+                    iv_ptr.append(len(ent_dim))
+            else:
+                kinds.append(SELECT)
+                bound = gate_bound
+                rise = sorted((math.floor(Fraction(-u.c, u.a)) + 1, index[id(u)], u)
+                              for u in members if u.a > 0)
+                fall = sorted((math.ceil(Fraction(-u.c, u.a)), index[id(u)], u)
+                              for u in members if u.a < 0)
+                # a == 0 (constant gate c > 0): always active, a rising unit with t = -inf
+                rise = [(-math.inf, index[id(u)], u) for u in members if u.a == 0] + rise
+                for name, lst in (("rise", rise), ("fall", fall)):
+                    ptr, ts, us, aa, cc = sel[name]
+                    for t, i, u in lst:
+                        ts.append(float(t))
+                        us.append(i)
+                        aa.append(float(u.a))
+                        cc.append(float(u.c))
+                iv_ptr.append(len(ent_dim))  # one empty interval keeps iv_ptr's layout
+            for name in ("rise", "fall"):
+                sel[name][0].append(len(sel[name][1]))
+            bp_ptr.append(len(bp))
+            bounds.append(float(bound))
+            granges.append((first, len(units_out)))
+            in_dim += list(dims)
+            in_w += [float(w) for w in weights]
+            in_ptr.append(len(in_dim))
+        layer_groups.append(len(kinds))
+        for ref in sorted(loose, key=lambda r: r.unit):
+            generic.append(len(units_out))
+            units_out.append(ref)
+        layer_generic.append(len(generic))
+
+    def arr(x, dtype):
+        return np.array(x, dtype=dtype)
+
+    i64, f64 = np.int64, np.float64
+    return FfnPlan(
+        units=tuple(units_out), layer_groups=arr(layer_groups, i64),
+        layer_generic=arr(layer_generic, i64), generic_units=arr(generic, i64),
+        group_kind=arr(kinds, i64), group_bound=arr(bounds, f64),
+        group_units=arr(granges, i64).reshape(-1, 2),
+        in_ptr=arr(in_ptr, i64), in_dim=arr(in_dim, i64), in_w=arr(in_w, f64),
+        bp_ptr=arr(bp_ptr, i64), bp=arr(bp, f64), iv_ptr=arr(iv_ptr, i64),
+        ent_dim=arr(ent_dim, i64), ent_a=arr(ent_a, f64), ent_b=arr(ent_b, f64),
+        rise_ptr=arr(sel["rise"][0], i64), rise_t=arr(sel["rise"][1], f64),
+        rise_unit=arr(sel["rise"][2], i64), rise_a=arr(sel["rise"][3], f64),
+        rise_c=arr(sel["rise"][4], f64),
+        fall_ptr=arr(sel["fall"][0], i64), fall_t=arr(sel["fall"][1], f64),
+        fall_unit=arr(sel["fall"][2], i64), fall_a=arr(sel["fall"][3], f64),
+        fall_c=arr(sel["fall"][4], f64),
+    )
