@@ -104,7 +104,7 @@ def memory_programs(draw):
             ' (func (export "main") (result i32)\n  ' + "\n  ".join(body) + "\n  global.get $acc))")
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck))
 @given(memory_programs())
 def test_generated_memory_programs_hull_equals_reference_trace(src):
     check(src)
