@@ -1,0 +1,122 @@
+"""FFN units grouped by gate direction (TABLE and SELECT groups, the guard's fallback) give
+exactly the dense forward pass: residual streams equal bit for bit at every stage."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from rasp2d.backends.dense_forward import dense_forward
+from rasp2d.backends.hull_ffn_plan import SELECT, TABLE, first_writes, plan_ffn
+from rasp2d.backends.hull_runtime import HullDecoder
+from rasp2d.backends.model_file import CompiledModel
+
+ONE, A, B, HALF = 0, 1, 2, 3  # constant, two integer token features, a fractional one
+INPUTS = (A, B, HALF)
+OUT0 = 4
+D, F, V, L = 12, 24, 9, 2
+
+small = st.integers(-3, 3)
+
+
+@st.composite
+def ffn_models(draw):
+    """Two FFN layers of units drawn in groups sharing a gate direction (staircases, hats,
+    selectors, constant gates); layer 1 reads what layer 0 wrote.  Directions reading HALF
+    (x.5 values) must take the guard's unit-by-unit path."""
+    w = {name: np.zeros(shape) for name, shape in (
+        ("embed", (V, D)), ("pos_embed", (2, D)), ("W_q", (L, D // 2, 2, D)),
+        ("W_k", (L, D // 2, 2, D)), ("W_v", (L, D // 2, 2, D)), ("W_o", (L, D, D // 2, 2)),
+        ("W_gate", (L, F, D)), ("W_val", (L, F, D)), ("W_out", (L, D, F)), ("unembed", (V, D)))}
+    t = np.arange(V) - V // 2
+    w["embed"][:, ONE] = 1
+    w["embed"][:, A] = t
+    w["embed"][:, B] = t * t - 3
+    w["embed"][:, HALF] = t / 2
+    outs = [list(range(OUT0, OUT0 + 4)), list(range(OUT0 + 4, D))]
+    for l in range(L):
+        reads = list(INPUTS) + (outs[0] if l else [])
+        u = 0
+        while u < F:
+            n = draw(st.integers(1, 8))
+            dims = draw(st.lists(st.sampled_from(reads), min_size=0, max_size=2, unique=True))
+            r = [draw(st.integers(-2, 2).filter(bool)) for _ in dims]
+            const_values = draw(st.booleans())
+            for _ in range(min(n, F - u)):
+                a = draw(small)
+                w["W_gate"][l, u, dims] = [a * x for x in r]
+                w["W_gate"][l, u, ONE] = draw(st.integers(-6, 6))
+                if const_values:
+                    w["W_val"][l, u, ONE] = draw(small.filter(bool))
+                else:
+                    w["W_val"][l, u, draw(st.sampled_from(reads))] = draw(small.filter(bool))
+                for o in draw(st.lists(st.sampled_from(outs[l]), min_size=1, max_size=2,
+                                       unique=True)):
+                    w["W_out"][l, o, u] = draw(st.sampled_from([-2, -1, 1, 2]))
+                u += 1
+    w["unembed"][:, OUT0:] = [[draw(small) for _ in range(D - OUT0)] for _ in range(V)]
+    model = CompiledModel(vocab=tuple(f"t{i}" for i in range(V)),
+                          tie=np.zeros((L, D // 2), dtype=np.int8), **w)
+    model.validate()
+    return model
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ffn_models(), st.lists(st.integers(0, V - 1), min_size=1, max_size=12))
+def test_grouped_units_equal_the_dense_forward(model, ids):
+    trace = dense_forward(model, ids)
+    dec = HullDecoder(model, record=True)
+    for i, tok in enumerate(ids):
+        assert dec.feed(tok) == trace.next_tokens[i]
+        assert np.array_equal(dec.stages, trace.residuals[:, i]), i
+
+
+def test_every_path_is_planned():
+    """Across drawn models the plan has TABLE and SELECT groups, groups with no input
+    (constant gates) and groups the guard sends unit by unit (HALF inputs)."""
+    seen = {"table": 0, "select": 0, "constant": 0, "guarded": 0}
+
+    @settings(max_examples=30, deadline=None, database=None)
+    @given(ffn_models())
+    def collect(model):
+        plan = plan_ffn(model)
+        seen["table"] += int((plan.group_kind == TABLE).sum())
+        seen["select"] += int((plan.group_kind == SELECT).sum())
+        n_in = np.diff(plan.in_ptr)
+        seen["constant"] += int((n_in == 0).sum())
+        seen["guarded"] += int(np.isin(plan.in_dim, [HALF]).sum())
+
+    collect()
+    assert all(v > 0 for v in seen.values()), seen
+
+
+def test_staircase_is_one_table_with_one_entry_per_interval():
+    """floor(s / 4) for s = A in -4..4 as units relu(s - 4k + 1) - relu(s - 4k): one group."""
+    model_arrays = {name: np.zeros(shape) for name, shape in (
+        ("embed", (V, D)), ("pos_embed", (2, D)), ("W_q", (1, D // 2, 2, D)),
+        ("W_k", (1, D // 2, 2, D)), ("W_v", (1, D // 2, 2, D)), ("W_o", (1, D, D // 2, 2)),
+        ("W_gate", (1, F, D)), ("W_val", (1, F, D)), ("W_out", (1, D, F)), ("unembed", (V, D)))}
+    t = np.arange(V) - V // 2
+    model_arrays["embed"][:, ONE] = 1
+    model_arrays["embed"][:, A] = t
+    u = 0
+    for k in range(-2, 3):
+        for c, sign in ((1, 1), (0, -1)):
+            model_arrays["W_gate"][0, u, [A, ONE]] = [1, c - 4 * k]
+            model_arrays["W_val"][0, u, ONE] = sign
+            model_arrays["W_out"][0, OUT0, u] = 1
+            u += 1
+    model_arrays["unembed"][np.arange(V), OUT0] = t
+    model = CompiledModel(vocab=tuple(f"t{i}" for i in range(V)),
+                          tie=np.zeros((1, D // 2), dtype=np.int8), **model_arrays)
+    plan = plan_ffn(model)
+    assert plan.n_groups == 1 and plan.group_kind[0] == TABLE
+    assert np.diff(plan.iv_ptr).max() <= 1  # one affine piece per interval: the step value
+    assert first_writes(model)[OUT0] == 1
+    ids = list(range(V))
+    trace = dense_forward(model, ids)
+    dec = HullDecoder(model, record=True)
+    for i, tok in enumerate(ids):
+        dec.feed(tok)
+        assert np.array_equal(dec.stages, trace.residuals[:, i])
