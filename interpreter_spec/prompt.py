@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
+
 from .layout import Layout, TraceFormatError, as_layout, entry_function
 from .module import Module
 from .numeric import M32, M64
@@ -81,22 +83,14 @@ def _memory_segments(layout: Layout, machine: Machine) -> list[tuple[int, bytes]
         fresh[offset:offset + len(seg.data)] = seg.data
     if fresh == machine.memory:
         return segments
-    mem = bytes(machine.memory)
-    runs: list[tuple[int, bytes]] = []
-    i, n = 0, len(mem)
-    while i < n:
-        if mem[i] == 0:
-            i += 1
-            continue
-        j = i
-        while j < n and any(mem[j:j + 6]):  # stop at 6+ zero bytes (SEG + 4 address bytes + 1)
-            j += 1
-        end = j
-        while end > i and mem[end - 1] == 0:
-            end -= 1
-        runs.append((i, mem[i:end]))
-        i = j
-    return runs
+    nonzero = np.flatnonzero(np.frombuffer(bytes(machine.memory), dtype=np.uint8))
+    if not len(nonzero):
+        return []
+    # a new segment where the gap of zeros is 6+ bytes (longer than SEG + 4 address bytes)
+    cuts = np.flatnonzero(np.diff(nonzero) > 6) + 1
+    starts = np.concatenate(([nonzero[0]], nonzero[cuts]))
+    ends = np.concatenate((nonzero[cuts - 1], [nonzero[-1]])) + 1
+    return [(int(a), bytes(machine.memory[a:b])) for a, b in zip(starts, ends)]
 
 
 def build_prompt(program: Module | Layout, entry_func: int | str, args: Sequence[int] = (),

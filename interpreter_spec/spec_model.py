@@ -12,6 +12,7 @@ the trace until `HALT` or a trap token. Everything else is counted as skipped, w
 themselves as the machine learns opcodes: nothing here lists them.
 
     python -m rasp2d.interpreter_spec.spec_model [SPEC_DIR] [--files i32,br_if] [--limit N]
+                                                 [--max-steps N]
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ from .traps import StepLimitExceeded, Trap, UnsupportedAtRuntime
 
 CHECKED = ("assert_return", "assert_trap")
 ADVANCES_STATE = ("action", "assert_exhaustion")  # run on the reference only
+DEFAULT_MAX_STEPS = 100_000
+"""Commands whose reference run is longer are skipped by default (a few memory-filling loops
+of memory_grow run over a million instructions: minutes each inside the model)."""
 TOKENS_PER_STEP_BOUND = 300
 """Generation budget per reference instruction: a step is at most 3 entry tokens and a body of
 at most 8 value bytes + FH FL, or a call's FH FL and up to 255 Z; a model that has gone wrong
@@ -88,10 +92,11 @@ def _values(vals: list[dict]) -> list[int] | None:
 
 
 class _FileRunner:
-    def __init__(self, folder: Path, machine, limit: int | None) -> None:
+    def __init__(self, folder: Path, machine, limit: int | None, max_steps: int | None) -> None:
         self.folder = folder
         self.model = machine
         self.limit = limit
+        self.max_steps = max_steps
         self.report = ModelFileReport(folder.name)
         self.current: _Instance | None = None
         self.current_skip = "no module yet"
@@ -164,6 +169,9 @@ class _FileRunner:
         if prompt is None:
             r.skip(why or "not run")
             return
+        if self.max_steps is not None and steps > self.max_steps:
+            r.skip(f"longer than {self.max_steps:,} instructions (--max-steps 0 runs it)")
+            return
         self.run_in_model(cmd, prompt, TOKENS_PER_STEP_BOUND * (steps + driver_steps) + 64)
 
     def run_in_model(self, cmd: dict, prompt: list[str], budget: int) -> None:
@@ -194,11 +202,13 @@ class _FileRunner:
 
 
 def run_spec_file_in_model(folder: Path, *, limit: int | None = None,
+                           max_steps: int | None = DEFAULT_MAX_STEPS,
                            machine=None) -> ModelFileReport:
     """Run one converted .wast folder through the compiled machine; `limit` stops after that
-    many commands ran in the model (the default tests' fast subset)."""
+    many commands ran in the model (the default tests' fast subset); commands whose reference
+    run exceeds `max_steps` instructions are skipped (None: no cap)."""
     runner = _FileRunner(folder, machine if machine is not None else sparse_machine(model_path()),
-                         limit)
+                         limit, max_steps)
     for cmd in json.loads((folder / f"{folder.name}.json").read_text())["commands"]:
         if runner.done:
             break
@@ -230,6 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--files", default=None, help="comma-separated folder names (default: all)")
     parser.add_argument("--limit", type=int, default=None,
                         help="per file, stop after this many commands ran in the model")
+    parser.add_argument("--max-steps", type=int, default=DEFAULT_MAX_STEPS,
+                        help="skip commands whose reference run is longer (0: no cap; default "
+                             f"{DEFAULT_MAX_STEPS:,})")
     args = parser.parse_args(argv)
     folders = spec_folders(args.spec_dir)
     if args.files:
@@ -243,7 +256,8 @@ def main(argv: list[str] | None = None) -> int:
     reports = []
     started = time.perf_counter()
     for f in folders:
-        reports.append(run_spec_file_in_model(f, limit=args.limit, machine=machine))
+        reports.append(run_spec_file_in_model(f, limit=args.limit, machine=machine,
+                                              max_steps=args.max_steps or None))
         print(f"  {f.name}: {reports[-1].passed} passed, {reports[-1].failed} failed, "
               f"{reports[-1].skipped} skipped", file=sys.stderr, flush=True)
     print(format_table(reports))
