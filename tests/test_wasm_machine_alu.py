@@ -1,0 +1,115 @@
+"""Cheap ALU opcodes of the compiled WASM machine (clz, ctz, popcnt, extend8_s, extend16_s, and
+division): the hull backend must generate the reference interpreter's trace token for token."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from test_wasm_machine_ops import WORDS, check
+
+UNARY = ["clz", "ctz", "popcnt", "extend8_s", "extend16_s"]
+# words whose bit counts and sign bits sit at every byte boundary
+UNARY_WORDS = st.one_of(WORDS, st.sampled_from([0x80, 0x8000, 0x800000, 0x7F, 0x7FFF, 0x100,
+                                                0x10000, 0x1000000, 0xFF00, 0x00FF0000]),
+                        st.integers(0, 31).map(lambda s: 1 << s))
+
+
+@st.composite
+def unary_programs(draw):
+    """Each unary op on words covering every leading/trailing-zero count and sign byte; the
+    results are folded into one value so every step's result is checked by the final word."""
+    terms = [f"(i32.{draw(st.sampled_from(UNARY))} (i32.const {draw(UNARY_WORDS)}))"
+             for _ in range(draw(st.integers(3, 8)))]
+    body = "\n ".join(f"(local.set 0 (i32.xor (i32.add (local.get 0) (local.get 0)) {t}))"
+                      for t in terms)
+    return f'(module (func (export "main") (result i32) (local i32) {body} (local.get 0)))'
+
+
+def _sext(v: int, bits: int) -> int:
+    v &= (1 << bits) - 1
+    return (v - (1 << bits) if v >> (bits - 1) else v) & 0xFFFFFFFF
+
+
+_UNARY_SEMANTICS = {
+    "clz": lambda w: 32 - w.bit_length(),
+    "ctz": lambda w: (w & -w).bit_length() - 1 if w else 32,
+    "popcnt": lambda w: bin(w).count("1"),
+    "extend8_s": lambda w: _sext(w, 8),
+    "extend16_s": lambda w: _sext(w, 16),
+}
+
+
+def test_unary_ops_on_edge_words_hull_equal_reference_trace():
+    words = [0, 1, 0x80000000, 0xFFFFFFFF, 0x80, 0x8000, 0x7F, 0x7FFF, 0x10000, 0x00F0F000]
+    body = "\n ".join(f"(local.set 0 (i32.xor (i32.add (local.get 0) (local.get 0)) "
+                      f"(i32.{op} (i32.const {w}))))"
+                      for op in UNARY for w in words)
+    run = check(f'(module (func (export "main") (result i32) (local i32) {body} (local.get 0)))')
+    acc = 0
+    for op in UNARY:
+        for w in words:
+            acc = ((2 * acc) ^ _UNARY_SEMANTICS[op](w)) & 0xFFFFFFFF
+    assert run.results == (acc,)
+
+
+@settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck))
+@given(unary_programs())
+def test_unary_ops_hull_equal_reference_trace(src):
+    check(src)
+
+
+@pytest.mark.slow
+@settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
+@given(unary_programs())
+def test_unary_ops_hull_equal_reference_trace_long(src):
+    check(src)
+
+
+DIVISORS = st.one_of(st.sampled_from([1, 2, 3, 7, 10, 255, 256, 257, 65535, 65536, 0x01000000,
+                                      0x7FFFFFFF, 0x80000000, 0xFFFFFFFF]),
+                     st.integers(1, 2**32 - 1), st.integers(1, 300))
+
+
+@st.composite
+def division_programs(draw):
+    """Unsigned quotients and remainders with divisors of every byte length (each quotient byte
+    counted against the remainder the bytes above it leave), folded into one result."""
+    terms = [f"(i32.{draw(st.sampled_from(['div_u', 'rem_u']))} (i32.const {draw(WORDS)}) "
+             f"(i32.const {draw(DIVISORS)}))" for _ in range(draw(st.integers(2, 5)))]
+    body = "\n ".join(f"(local.set 0 (i32.xor (i32.add (local.get 0) (local.get 0)) {t}))"
+                      for t in terms)
+    return f'(module (func (export "main") (result i32) (local i32) {body} (local.get 0)))'
+
+
+def test_div_u_rem_u_edges_and_divide_by_zero_trap():
+    pairs = [(0xFFFFFFFF, 1), (0xFFFFFFFF, 0xFFFFFFFF), (0x80000000, 3), (12345678, 256),
+             (0xFEDCBA98, 0x10001), (7, 0x80000000), (1000000007, 97), (0, 5)]
+    body = "\n ".join(f"(local.set 0 (i32.xor (i32.add (local.get 0) (local.get 0)) "
+                      f"(i32.{op} (i32.const {n}) (i32.const {d}))))"
+                      for n, d in pairs for op in ("div_u", "rem_u"))
+    run = check(f'(module (func (export "main") (result i32) (local i32) {body} (local.get 0)))')
+    acc = 0
+    for n, d in pairs:
+        for r in (n // d, n % d):
+            acc = ((2 * acc) & 0xFFFFFFFF) ^ r
+    assert run.results == (acc,)
+    for op in ("div_u", "rem_u"):
+        trapped = check(f'(module (func (export "main") (result i32) (local i32) '
+                        f'(local.set 0 (i32.const 5)) (i32.{op} (i32.const 9) (local.get 1))))'
+                        .replace("(local i32)", "(local i32 i32)"))
+        assert trapped.trace[-1] == "TRAP_integer_divide_by_zero"
+
+
+@settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck))
+@given(division_programs())
+def test_div_u_rem_u_hull_equal_reference_trace(src):
+    check(src)
+
+
+@pytest.mark.slow
+@settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
+@given(division_programs())
+def test_div_u_rem_u_hull_equal_reference_trace_long(src):
+    check(src)
