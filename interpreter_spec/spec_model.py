@@ -78,6 +78,8 @@ def _reason(exc: Exception) -> str:
     text = re.sub(r"^pc \d+: ", "", str(exc))
     text = text.replace(" (use --backend reference)", "")
     text = re.sub(r" at byte offset 0x[0-9a-f]+", "", text)
+    text = re.sub(r"^function \S+ cannot run here: ", "", text)
+    text = re.sub(r"\bfunction \S+ (has|returns)", r"a function \1", text)
     if isinstance(exc, UnsupportedByMachine):
         return f"machine: {text}"
     if isinstance(exc, TraceFormatError):

@@ -150,7 +150,7 @@ def test_prompt_lays_out_a_used_machines_state():
 # ------------------------------------------------------------------ the real suite
 needs_suite = pytest.mark.skipif(not spec_folders(DEFAULT_SPEC_DIR),
                                  reason=f"spec test suite not found at {DEFAULT_SPEC_DIR}")
-FAST_FILES = ("br_if", "local_tee", "fac")
+FAST_FILES = ("br_if", "local_tee", "i32", "memory_trap")
 
 
 @needs_suite
@@ -158,7 +158,7 @@ FAST_FILES = ("br_if", "local_tee", "fac")
 def test_spec_file_subset_through_the_model(name):
     r = run_spec_file_in_model(DEFAULT_SPEC_DIR / name, limit=12)
     assert r.failed == 0, r.failures
-    assert r.passed + r.skipped > 0
+    assert r.passed == 12  # these files have at least 12 commands the machine already runs
 
 
 @needs_suite
