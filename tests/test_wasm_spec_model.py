@@ -12,6 +12,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rasp2d.interpreter_spec.frontend import load_program, wat_to_wasm
 from rasp2d.interpreter_spec.invocation import DRIVER_EXPORT, UNREACHED, invocation
@@ -118,6 +120,21 @@ def test_invocation_driver_prunes_unreachable_functions_and_keeps_indices():
     run = run_traced(build_layout(inv.module), DRIVER_EXPORT)
     assert run.results == (1,)
     assert run_traced(build_layout(invocation(module, "lt", [4, 3]).module), DRIVER_EXPORT).results == (0,)
+
+
+MIXED = """(module
+  (func (export "f") (param i32 i64 i32) (result i64)
+    local.get 1 local.get 0 i64.extend_i32_s i64.sub local.get 2 i64.extend_i32_u i64.xor))"""
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(-2**31, 2**32 - 1), st.integers(-2**63, 2**64 - 1), st.integers(0, 2**32 - 1))
+def test_driver_passes_arguments_like_a_direct_invocation(a, b, c):
+    """The driver's constants reach the callee as the same bit patterns (i32 and i64)."""
+    module = load_program(MIXED, "wat")
+    direct = Machine(flatten(module)).invoke("f", [a & 0xFFFFFFFF, b & 2**64 - 1, c])
+    inv = invocation(module, "f", [a, b, c])
+    assert run_traced(build_layout(inv.module), DRIVER_EXPORT).results == direct
 
 
 def test_prompt_lays_out_a_used_machines_state():
