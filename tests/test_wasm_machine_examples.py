@@ -34,8 +34,13 @@ def test_crc32_c_checksums_inside_the_model():
     check_example("crc32", b"abc")
 
 
+def test_primes_c_sieves_inside_the_model():
+    check_example("primes", b"30")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name, input_bytes", [
+    ("primes", b""), ("primes", b"100"),
     ("addition", b""), ("addition", b"12345678901234567890 + 98765"), ("crc32", b""),
     ("crc32", b"The quick brown fox jumps over the lazy dog")])
 def test_examples_inside_the_model(name, input_bytes):
