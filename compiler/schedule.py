@@ -10,8 +10,10 @@ The depth is the longest chain (every op as early as possible).  Within that dep
 size is d_model (the most values alive at one stage, or twice the busiest layer's heads) times
 (4 d_model + 3 FFN width) floats per layer, and FFN width is the most units in one layer.  An
 unlucky placement keeps operand bits alive for layers or piles every big block into one layer,
-so `narrow_schedule` starts from both extremes and moves single ops inside their windows while
-that makes the model smaller (ties broken by flatter live and unit profiles).
+so `narrow_schedule` starts from both extremes and moves ops inside their windows (pushing the
+consumers or producers in the way along) while that makes the model smaller, ties broken by
+flatter live and unit profiles.  A move that only shortens one value's life rarely changes the
+peak at once; the flatness tie-break is what walks the search across such plateaus.
 """
 
 from __future__ import annotations
@@ -176,7 +178,7 @@ def schedule(low: Lowered, late: bool = False) -> Schedule:
 # ----------------------------------------------------------------------------- narrow placement
 def hold_end(last_read: int, n_layers: int) -> int:
     """Last stage a value occupies its dimension: up to the FFN that clears it (allocate.py)."""
-    if last_read >= 2 * n_layers or last_read // 2 >= n_layers:
+    if last_read >= 2 * n_layers:
         return NEVER
     return 2 * (last_read // 2) + 2
 
