@@ -54,7 +54,7 @@ def test_unary_ops_on_edge_words_hull_equal_reference_trace():
     assert run.results == (acc,)
 
 
-@settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=1, deadline=None, suppress_health_check=list(HealthCheck))
 @given(unary_programs())
 def test_unary_ops_hull_equal_reference_trace(src):
     check(src)
@@ -102,7 +102,7 @@ def test_div_u_rem_u_edges_and_divide_by_zero_trap():
         assert trapped.trace[-1] == "TRAP_integer_divide_by_zero"
 
 
-@settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=1, deadline=None, suppress_health_check=list(HealthCheck))
 @given(division_programs())
 def test_div_u_rem_u_hull_equal_reference_trace(src):
     check(src)
