@@ -131,7 +131,10 @@ def test_incremental_decoder_on_random_models(seed, ids):
     net = TorchTransformer.from_compiled(m)
     logits, _ = torch_forward(net, ids)
     preds, rows = _decode_all(TorchDecoder(m), ids)
-    np.testing.assert_allclose(rows, logits, rtol=1e-12, atol=1e-9)
+    # these random models average non-integer values (x/7 ...) and later layers multiply them,
+    # so the cached and full forwards round differently by a few thousand ulps: compare up to
+    # that, and compare the argmax where it is well defined
+    np.testing.assert_allclose(rows, logits, rtol=1e-9, atol=1e-9)
     top2 = np.sort(logits, axis=-1)[:, -2:]
     clear = top2[:, 1] - top2[:, 0] > 1e-6  # argmax well defined despite rounding
     assert np.array_equal(np.array(preds)[clear], logits.argmax(-1)[clear])
