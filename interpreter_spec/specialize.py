@@ -3,8 +3,8 @@
 The general machine (`wasm.rasp2d`) fetches an instruction by attention: `op` and the field
 bytes `f0..f8` are look-ups into the prompt's `PROG` section at position `2 + 11 * pc`. For a
 fixed program those look-ups are a finite function of `pc`, so the specialised machine computes
-them with `table(pc, {...})` (ReGLU units of an FFN layer) instead, and its prompt's `PROG`
-section is empty. Everything else in the interpreter is kept as written, so the trace it
+them with `table(pc, {...})` (ReGLU units of an FFN layer; keyed by pc before its clamp, so
+the tables take the clamp's layer) instead, and its prompt's `PROG` section is empty. Everything else in the interpreter is kept as written, so the trace it
 generates is the general machine's, token for token; only the prompt shrinks (by 11 tokens per
 instruction), and so does every attention cache.
 
@@ -34,6 +34,8 @@ FETCH_END = "# ---- fetch end"
 SECTION = "# ----"
 _FETCHED = re.compile(r"^let\s+(op|f(\d+))\s*(?::[^=]*)?=")
 _AT_USE = re.compile(r"\bat\b")
+_PC_DEF = re.compile(r"^let\s+pc\s*=\s*clamp\((?P<e>.+),\s*-?\d+\s*,\s*-?\d+\s*\)\s*(#.*)?$")
+FETCH_KEY = "fetch_pc"
 
 
 class SpecialisationError(ValueError):
@@ -74,6 +76,20 @@ def find_fetch_block(lines: Sequence[str]) -> FetchBlock:
     return FetchBlock(begin, end, defined)
 
 
+def _unclamped_pc(lines: Sequence[str]) -> str:
+    """The expression the tables are keyed by: `pc` without its clamp when the source clamps it.
+
+    The clamp only bounds pc for the look-ups' exactness; a table needs no bound (keys outside
+    the program give the default), and skipping it lets the tables sit in the FFN layer the
+    clamp takes, so the fetched fields arrive in the same attention layer as the general
+    machine's fetch heads."""
+    for line in lines:
+        m = _PC_DEF.match(line.strip())
+        if m is not None:
+            return m.group("e").strip()
+    return "pc"
+
+
 def _table(name: str, values: Sequence[int | str]) -> str:
     """`let name = table(pc, {...}, default=d)`: entries equal to the most common value are
     left to the default, so the table costs units only where the program varies.
@@ -89,7 +105,7 @@ def _table(name: str, values: Sequence[int | str]) -> str:
         return f'"{v}"' if isinstance(v, str) else str(v)
 
     entries = ", ".join(f"{pc}: {lit(v)}" for pc, v in enumerate(values) if v != default)
-    table = f"table(pc, {{{entries}}}, default={lit(default)})"
+    table = f"table({FETCH_KEY}, {{{entries}}}, default={lit(default)})"
     if name == "op":
         return f"let {name} = {table}"
     return f"let {name} = lookup(indices, indices, {table})"
@@ -117,7 +133,7 @@ def specialised_source(program: Module | Layout, source: str | None = None) -> s
     values = fetched_values(layout)
     if not layout.program.code:
         raise SpecialisationError("the program has no instructions")
-    body = []
+    body = [f"let {FETCH_KEY} = {_unclamped_pc(lines)}"]
     for line in lines[block.begin:block.end]:
         m = _FETCHED.match(line)
         if m is None:
