@@ -18,7 +18,13 @@ the comparison stays exact); the model's full-run time is then **extrapolated** 
 the capped run and marked `~`. Ratios compare instructions/s: reference / model and wasmtime /
 model (how many times slower the transformer is), wasmtime / reference.
 
+`--specialise` also compiles, per supported program, the machine with that program baked into
+its weights (interpreter_spec/specialize.py) and prints its size and speed beside the general
+machine's: prompt tokens, layers, d_model, heads, FFN width, non-zero weights, decode tok/s
+(its trace must equal the reference's too).
+
     python benchmarks/wasm_machine_speed.py [names...] [--repeat 3] [--max-steps 200000]
+                                            [--specialise]
 """
 
 from __future__ import annotations
@@ -41,6 +47,8 @@ from rasp2d.interpreter_spec.model_trace import (first_difference, generate_trac
                                                  sparse_machine)
 from rasp2d.interpreter_spec.oracle import run_wasmtime  # noqa: E402
 from rasp2d.interpreter_spec.reference import Machine  # noqa: E402
+from rasp2d.interpreter_spec.prompt import build_prompt  # noqa: E402
+from rasp2d.interpreter_spec.specialize import specialised_model_path  # noqa: E402
 from rasp2d.interpreter_spec.trace import run_traced  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "wasm"
@@ -93,20 +101,26 @@ def reference_run(case: Case, repeat: int) -> tuple[int, float]:
     return probe.steps, statistics.median(times)
 
 
-def model_run(case: Case, repeat: int, max_steps: int | None) -> ModelFigures:
+def model_run(case: Case, repeat: int, max_steps: int | None,
+              specialised: bool = False) -> ModelFigures:
     """Median prefill and decode times of the hull backend; raises if the trace is not exact."""
     ref = run_traced(case.layout, case.entry, max_steps=max_steps)
-    machine = sparse_machine(model_path())
+    if specialised:
+        machine = sparse_machine(specialised_model_path(case.layout))
+        fn = case.layout.program.functions[case.layout.program.export_func(case.entry)]
+        prompt = build_prompt(case.layout, fn.index, with_program=False)
+    else:
+        machine, prompt = sparse_machine(model_path()), list(ref.prompt)
     prefill, decode = [], []
     for _ in range(repeat):
-        got = generate_trace(machine, ref.prompt, len(ref.trace))
+        got = generate_trace(machine, prompt, len(ref.trace))
         i = first_difference(got.trace, ref.trace)
         if i is not None:
             raise AssertionError(f"{case.name}: the model's trace differs from the reference at "
                                  f"trace token {i} ({got.trace[i:i + 1]} vs {ref.trace[i:i + 1]})")
         prefill.append(got.prefill_seconds)
         decode.append(got.decode_seconds)
-    return ModelFigures(ref.instructions, len(ref.trace), len(ref.prompt),
+    return ModelFigures(ref.instructions, len(ref.trace), len(prompt),
                         statistics.median(prefill), statistics.median(decode),
                         ref.stopped_early)
 
@@ -119,6 +133,32 @@ def warm_up() -> None:
     generate_trace(sparse_machine(model_path()), run.prompt, len(run.trace))
 
 
+def model_size(path: Path) -> str:
+    import numpy as np
+
+    from rasp2d.backends.model_file import CompiledModel
+    m = CompiledModel.load(path)
+    nonzero = sum(int(np.count_nonzero(getattr(m, k))) for k in
+                  ("embed", "pos_embed", "W_q", "W_k", "W_v", "W_o", "W_gate", "W_val", "W_out",
+                   "unembed"))
+    return (f"{m.W_q.shape[0]} layers, d_model {m.embed.shape[1]}, {m.W_q.shape[1]} heads/layer, "
+            f"FFN width {m.W_gate.shape[1]}, {nonzero:,} non-zero weights")
+
+
+def specialised_report(case: Case, repeat: int, max_steps: int | None,
+                       general: ModelFigures) -> None:
+    t0 = time.perf_counter()
+    path = specialised_model_path(case.layout)
+    built = time.perf_counter() - t0
+    fig = model_run(case, repeat, max_steps, specialised=True)
+    print(f"{'':<10} specialised ({built:.0f}s to compile or load): prompt {general.prompt_tokens:,}"
+          f" -> {fig.prompt_tokens:,} tokens; prefill {general.prefill_s:.3f}s -> "
+          f"{fig.prefill_s:.3f}s; decode {rate(general.trace_tokens, general.decode_s)} -> "
+          f"{rate(fig.trace_tokens, fig.decode_s)} tok/s; trace equals the reference")
+    print(f"{'':<10}   general:     {model_size(model_path())}")
+    print(f"{'':<10}   specialised: {model_size(path)}")
+
+
 def rate(n: float, s: float) -> str:
     return f"{n / s:,.0f}" if s > 0 else "inf"
 
@@ -129,6 +169,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs per executor (median)")
     parser.add_argument("--max-steps", type=int, default=None, metavar="N",
                         help="cap model runs at N instructions and extrapolate the full run")
+    parser.add_argument("--specialise", action="store_true",
+                        help="also run each supported program on its specialised machine")
     args = parser.parse_args()
     names = args.names or list(DEFAULT_NAMES)
 
@@ -171,6 +213,8 @@ def main() -> None:
               f"{fig.prefill_s:.3f}s; {fig.instructions:,} instructions -> "
               f"{fig.trace_tokens:,} trace tokens in {fig.decode_s:.3f}s"
               f"{' (capped run)' if fig.capped else ''}; trace equals the reference")
+        if args.specialise:
+            specialised_report(case, args.repeat, args.max_steps, fig)
     if reasons:
         print("\nnot run inside the model (check_supported):")
         print("\n".join(reasons))
