@@ -84,6 +84,23 @@ class FfnPlan:
     fall_unit: np.ndarray  # int64
     fall_a: np.ndarray  # float64
     fall_c: np.ndarray  # float64
+    # TABLE groups folded at s = 0: the layer adds zl (their summed output when every input
+    # is zero) first; their tables hold the change from that; a folded group the guard sends
+    # unit by unit subtracts its own share z (exact integers: see _fold_zero)
+    z_ptr: np.ndarray  # [NG + 1] int64
+    z_dim: np.ndarray  # int64
+    z_b: np.ndarray  # float64
+    zl_ptr: np.ndarray  # [L + 1] int64
+    zl_dim: np.ndarray  # int64
+    zl_val: np.ndarray  # float64
+    # groups to evaluate per token: those that add something when s = 0 always, the others
+    # only when one of their input dimensions is non-zero ("woken" through that dimension)
+    always_ptr: np.ndarray  # [L + 1] int64
+    always_groups: np.ndarray  # int64
+    wake_ptr: np.ndarray  # [L + 1] int64: layer l's wake dims are wake_dim[wake_ptr[l]:...]
+    wake_dim: np.ndarray  # int64
+    wake_gptr: np.ndarray  # [len(wake_dim) + 1] int64: groups woken by wake_dim[e]
+    wake_groups: np.ndarray  # int64
 
     @property
     def n_groups(self) -> int:
@@ -94,6 +111,7 @@ class FfnPlan:
                    if isinstance(getattr(self, f), np.ndarray))
 
 
+FOLD_INPUT_CAP = 2**36  # guard of folded tables: leaves room for ~2^17 / |A| of them per dim
 NEVER = 1 << 62  # first_writes of a dimension nothing writes
 
 
@@ -205,6 +223,39 @@ def _table_bound(units: list[_Unit], intervals) -> int:
     return _limit(cons)
 
 
+def _fold_zero(bps, intervals, members: list[_Unit], bound: int, budget: dict[int, int], dims):
+    """Rewrite a TABLE relative to its output at ``s = 0`` (which the layer then adds as a
+    constant for every token), or None when that could break exactness.
+
+    Returns (relative intervals, new bound, zero output).  ``budget`` holds, per output dim,
+    a bound on the magnitudes already folded in this layer; the group is folded only if
+    every partial sum of the layer's constant, its corrections and the group's own terms
+    stays an integer below 2^53, so adding them in any order gives the exact sum."""
+    k0 = sum(1 for t in bps if t <= 0)
+    zero = {o: b for o, a, b in intervals[k0] if b}
+    rel = []
+    for entries in intervals:
+        cur = {o: (a, b - zero.get(o, 0)) for o, a, b in entries}
+        for o, b in zero.items():
+            cur.setdefault(o, (0, -b))
+        rel.append([(o, a, b) for o, (a, b) in sorted(cur.items()) if a or b])
+    new_bound = min(bound, FOLD_INPUT_CAP,
+                    _limit([(abs(b), abs(a)) for entries in rel for _, a, b in entries]))
+    if new_bound < 0 or (dims and new_bound == 0):
+        return None
+    need: dict[int, int] = {}
+    for entries in rel:
+        for o, a, b in entries:
+            need[o] = max(need.get(o, 0), abs(a) * new_bound + abs(b))
+    for o, b in zero.items():
+        need[o] = need.get(o, 0) + 2 * abs(b)
+    if any(budget.get(o, 0) + m >= EXACT for o, m in need.items()):
+        return None
+    for o, m in need.items():
+        budget[o] = budget.get(o, 0) + m
+    return rel, new_bound, zero
+
+
 def plan_ffn(model: CompiledModel, table_cap: int = 16) -> FfnPlan:
     """Group every layer's live units; ``table_cap`` bounds a TABLE's entries per unit."""
     first_write = first_writes(model)
@@ -216,6 +267,7 @@ def plan_ffn(model: CompiledModel, table_cap: int = 16) -> FfnPlan:
     bp_ptr, bp, iv_ptr = [0], [], [0]
     ent_dim, ent_a, ent_b = [], [], []
     sel = {"rise": ([0], [], [], [], []), "fall": ([0], [], [], [], [])}
+    constant, z_ptr, z_dim, z_b, zl_ptr, zl_dim, zl_val = [], [0], [], [], [0], [], []
     for l in range(model.n_layers):
         consts = constant_dims(model, first_write, 2 * l + 1)
         const_idx = sorted(consts)
@@ -258,6 +310,8 @@ def plan_ffn(model: CompiledModel, table_cap: int = 16) -> FfnPlan:
             groups.setdefault(key, []).append(
                 _Unit(ref, a, c, int(math.ceil(const_abs)), value,
                       0 if value_abs is None else int(math.ceil(value_abs)), out))
+        layer_budget: dict[int, int] = {}  # per dim: bound on the partial sums of folded groups
+        layer_zero: dict[int, int] = {}
         for (dims, weights), members in groups.items():
             gate_bound = _limit([(u.const_abs, abs(u.a)) for u in members])
             if gate_bound < 0:
@@ -270,9 +324,17 @@ def plan_ffn(model: CompiledModel, table_cap: int = 16) -> FfnPlan:
             if all(u.value is not None and u.out is not None for u in members):
                 table = _table(members, table_cap * len(members) + 64)
             bound = _table_bound(members, table[1]) if table is not None else -1
+            zero: dict[int, int] = {}
+            folded_here = False
             if bound >= 0:
                 kinds.append(TABLE)
                 bps, intervals = table
+                folded = _fold_zero(bps, intervals, members, bound, layer_budget, dims)
+                if folded is not None:
+                    intervals, bound, zero = folded
+                    folded_here = True
+                    for o, b in zero.items():
+                        layer_zero[o] = layer_zero.get(o, 0) + b
                 bp += [float(t) for t in bps]
                 for entries in intervals:
                     for o, a, b in entries:
@@ -300,12 +362,22 @@ def plan_ffn(model: CompiledModel, table_cap: int = 16) -> FfnPlan:
             for name in ("rise", "fall"):
                 sel[name][0].append(len(sel[name][1]))
             bp_ptr.append(len(bp))
+            constant.append(folded_here and not dims)
+            for o, b in sorted(zero.items()):
+                z_dim.append(o)
+                z_b.append(float(b))
+            z_ptr.append(len(z_dim))
             bounds.append(float(bound))
             granges.append((first, len(units_out)))
             in_dim += list(dims)
             in_w += [float(w) for w in weights]
             in_ptr.append(len(in_dim))
         layer_groups.append(len(kinds))
+        for o, b in sorted(layer_zero.items()):
+            if b:
+                zl_dim.append(o)
+                zl_val.append(float(b))
+        zl_ptr.append(len(zl_dim))
         for ref in sorted(loose, key=lambda r: r.unit):
             generic.append(len(units_out))
             units_out.append(ref)
@@ -313,6 +385,33 @@ def plan_ffn(model: CompiledModel, table_cap: int = 16) -> FfnPlan:
 
     def arr(x, dtype):
         return np.array(x, dtype=dtype)
+
+    always_ptr, always, wake_ptr, wake_dim, wake_gptr, wake_groups = [0], [], [0], [], [0], []
+    for l in range(model.n_layers):
+        by_dim: dict[int, list[int]] = {}
+        for g in range(layer_groups[l], layer_groups[l + 1]):
+            dims = in_dim[in_ptr[g]:in_ptr[g + 1]]
+            if kinds[g] == TABLE:
+                base = bp_ptr[g] + g + sum(1 for t in bp[bp_ptr[g]:bp_ptr[g + 1]] if t <= 0)
+                idle = not any(ent_b[iv_ptr[base]:iv_ptr[base + 1]])  # s A + 0 at s = 0
+            else:
+                r0, r1 = sel["rise"][0][g], sel["rise"][0][g + 1]
+                f0, f1 = sel["fall"][0][g], sel["fall"][0][g + 1]
+                idle = (not any(t <= 0 for t in sel["rise"][1][r0:r1])
+                        and not any(t > 0 for t in sel["fall"][1][f0:f1]))
+            if constant[g]:
+                continue  # its whole output is in the layer's constant (zl_*)
+            if idle and dims:  # all inputs zero -> s = 0 -> nothing added
+                for j in dims:
+                    by_dim.setdefault(j, []).append(g)
+            else:
+                always.append(g)
+        always_ptr.append(len(always))
+        for j in sorted(by_dim):
+            wake_dim.append(j)
+            wake_groups += by_dim[j]
+            wake_gptr.append(len(wake_groups))
+        wake_ptr.append(len(wake_dim))
 
     i64, f64 = np.int64, np.float64
     return FfnPlan(
@@ -329,4 +428,9 @@ def plan_ffn(model: CompiledModel, table_cap: int = 16) -> FfnPlan:
         fall_ptr=arr(sel["fall"][0], i64), fall_t=arr(sel["fall"][1], f64),
         fall_unit=arr(sel["fall"][2], i64), fall_a=arr(sel["fall"][3], f64),
         fall_c=arr(sel["fall"][4], f64),
+        z_ptr=arr(z_ptr, i64), z_dim=arr(z_dim, i64), z_b=arr(z_b, f64),
+        zl_ptr=arr(zl_ptr, i64), zl_dim=arr(zl_dim, i64), zl_val=arr(zl_val, f64),
+        always_ptr=arr(always_ptr, i64), always_groups=arr(always, i64),
+        wake_ptr=arr(wake_ptr, i64), wake_dim=arr(wake_dim, i64),
+        wake_gptr=arr(wake_gptr, i64), wake_groups=arr(wake_groups, i64),
     )

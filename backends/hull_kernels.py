@@ -785,50 +785,66 @@ def _unit(ptr, idx, val, ub, u, x, delta):
 
 
 @njit(cache=True, _nrt=False, inline='always')
-def ffn_layer(l, x, delta, ptr, idx, val, ub, ffn):
-    """Layer ``l``'s FFN output added to ``delta`` (see :mod:`rasp2d.backends.hull_ffn_plan`)."""
-    (lgroups, lgeneric, generic, kind, bound, gunits, in_ptr, in_dim, in_w, bp_ptr, bp, iv_ptr,
-     ent_dim, ent_a, ent_b, rise_ptr, rise_t, rise_unit, rise_a, rise_c,
-     fall_ptr, fall_t, fall_unit, fall_a, fall_c) = ffn
-    for g in range(lgroups[l], lgroups[l + 1]):
-        s = 0.0
-        tot = 0.0
-        exact = True
-        for e in range(in_ptr[g], in_ptr[g + 1]):
-            xj = x[in_dim[e]]
-            if xj != math.floor(xj):
-                exact = False
-                break
-            w = in_w[e]
-            s += w * xj
-            tot += abs(w) * abs(xj)
-        if not (exact and tot <= bound[g]):  # the guard: unit by unit, as the rows say
-            for u in range(gunits[g, 0], gunits[g, 1]):
-                _unit(ptr, idx, val, ub, u, x, delta)
-            continue
-        if kind[g] == GROUP_TABLE:
-            iv = bp_ptr[g] + g + _count_le(bp, bp_ptr[g], bp_ptr[g + 1], s)
-            for e in range(iv_ptr[iv], iv_ptr[iv + 1]):
-                delta[ent_dim[e]] += s * ent_a[e] + ent_b[e]
-        else:
-            n = _count_le(rise_t, rise_ptr[g], rise_ptr[g + 1], s)
-            for e in range(rise_ptr[g], rise_ptr[g] + n):
-                r = ub + UNIT_ROWS * rise_unit[e]
-                gate = rise_a[e] * s + rise_c[e]
-                _scatter(ptr, idx, val, r + 2, gate * _dot(ptr, idx, val, r + 1, x), delta)
-            n = _count_le(fall_t, fall_ptr[g], fall_ptr[g + 1], s)
-            for e in range(fall_ptr[g] + n, fall_ptr[g + 1]):
-                r = ub + UNIT_ROWS * fall_unit[e]
-                gate = fall_a[e] * s + fall_c[e]
-                _scatter(ptr, idx, val, r + 2, gate * _dot(ptr, idx, val, r + 1, x), delta)
+def _group(g, x, delta, ptr, idx, val, ub, ffn):
+    """Group ``g``'s output added to ``delta`` (see :mod:`rasp2d.backends.hull_ffn_plan`)."""
+    (kind, bound, gunits, in_ptr, in_dim, in_w, bp_ptr, bp, iv_ptr, ent_dim, ent_a, ent_b,
+     rise_ptr, rise_t, rise_unit, rise_a, rise_c, fall_ptr, fall_t, fall_unit, fall_a,
+     fall_c) = ffn[3:25]
+    s = 0.0
+    tot = 0.0
+    exact = True
+    for e in range(in_ptr[g], in_ptr[g + 1]):
+        xj = x[in_dim[e]]
+        if xj != math.floor(xj):
+            exact = False
+            break
+        w = in_w[e]
+        s += w * xj
+        tot += abs(w) * abs(xj)
+    if not (exact and tot <= bound[g]):  # the guard: unit by unit, as the rows say
+        for u in range(gunits[g, 0], gunits[g, 1]):
+            _unit(ptr, idx, val, ub, u, x, delta)
+        z_ptr, z_dim, z_b = ffn[25:28]
+        for e in range(z_ptr[g], z_ptr[g + 1]):  # its share of the layer's constant
+            delta[z_dim[e]] -= z_b[e]
+    elif kind[g] == GROUP_TABLE:
+        iv = bp_ptr[g] + g + _count_le(bp, bp_ptr[g], bp_ptr[g + 1], s)
+        for e in range(iv_ptr[iv], iv_ptr[iv + 1]):
+            delta[ent_dim[e]] += s * ent_a[e] + ent_b[e]
+    else:
+        n = _count_le(rise_t, rise_ptr[g], rise_ptr[g + 1], s)
+        for e in range(rise_ptr[g], rise_ptr[g] + n):
+            r = ub + UNIT_ROWS * rise_unit[e]
+            gate = rise_a[e] * s + rise_c[e]
+            _scatter(ptr, idx, val, r + 2, gate * _dot(ptr, idx, val, r + 1, x), delta)
+        n = _count_le(fall_t, fall_ptr[g], fall_ptr[g + 1], s)
+        for e in range(fall_ptr[g] + n, fall_ptr[g + 1]):
+            r = ub + UNIT_ROWS * fall_unit[e]
+            gate = fall_a[e] * s + fall_c[e]
+            _scatter(ptr, idx, val, r + 2, gate * _dot(ptr, idx, val, r + 1, x), delta)
+
+
+@njit(cache=True, _nrt=False, inline='always')
+def ffn_layer(l, x, delta, ptr, idx, val, ub, ffn, stamp, tick):
+    """Layer ``l``'s FFN output added to ``delta``: the folded tables' constant, the groups
+    that add something at ``s = 0``, the groups one of whose inputs is non-zero (``stamp[g] = tick`` marks a group
+    done, so one woken through two dimensions runs once), and the generic units."""
+    lgeneric, generic = ffn[1], ffn[2]
+    zl_ptr, zl_dim, zl_val = ffn[28:31]
+    always_ptr, always, wake_ptr, wake_dim, wake_gptr, wake_groups = ffn[31:37]
+    for e in range(zl_ptr[l], zl_ptr[l + 1]):  # folded tables' output when inputs are zero
+        delta[zl_dim[e]] += zl_val[e]
+    for e in range(always_ptr[l], always_ptr[l + 1]):
+        _group(always[e], x, delta, ptr, idx, val, ub, ffn)
+    for e in range(wake_ptr[l], wake_ptr[l + 1]):
+        if x[wake_dim[e]] != 0.0:  # (NaN too: the guard then sends it unit by unit)
+            for f in range(wake_gptr[e], wake_gptr[e + 1]):
+                g = wake_groups[f]
+                if stamp[g] != tick:
+                    stamp[g] = tick
+                    _group(g, x, delta, ptr, idx, val, ub, ffn)
     for e in range(lgeneric[l], lgeneric[l + 1]):
         _unit(ptr, idx, val, ub, generic[e], x, delta)
-
-
-@njit(cache=True, _nrt=False)
-def ffn_layer_call(l, x, delta, ptr, idx, val, ub, ffn):
-    """:func:`ffn_layer` callable from Python (tests)."""
-    ffn_layer(l, x, delta, ptr, idx, val, ub, ffn)
 
 
 @njit(cache=True, _nrt=False, inline='always')
@@ -844,7 +860,7 @@ def _fold(fold_ptr, fold_idx, s, x, delta):
 @njit(cache=True, _nrt=False)
 def decode_loop(prompt, out, cursor, max_new, stop_id, start,
                 embed, ptr, idx, val, bases, layer_heads, head_tie, head_mode, head_slot,
-                head_kcoef, head_pmax, fold_ptr, fold_idx, ucols, ublock, ffn,
+                head_kcoef, head_pmax, fold_ptr, fold_idx, ucols, ublock, ffn, stamp,
                 x, delta, head_out, logits, stages, record, use_hull,
                 nodes, points, point_info, head_i, head_f, meta, pvals, bkeys, bvals, err):
     """The greedy loop of ``generate.stream`` with the whole decoding step inside, resumable.
@@ -932,7 +948,7 @@ def decode_loop(prompt, out, cursor, max_new, stop_id, start,
             if record:
                 for j in range(d):
                     stages[2 * l + 1, j] = x[j]
-            ffn_layer(l, x, delta, ptr, idx, val, ub, ffn)
+            ffn_layer(l, x, delta, ptr, idx, val, ub, ffn, stamp, pos)
             _fold(fold_ptr, fold_idx, 2 * l + 1, x, delta)
             if record:
                 for j in range(d):

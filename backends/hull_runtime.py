@@ -66,7 +66,10 @@ class HullDecoder:
         self._ffn = (f.layer_groups, f.layer_generic, f.generic_units, f.group_kind,
                      f.group_bound, f.group_units, f.in_ptr, f.in_dim, f.in_w, f.bp_ptr, f.bp,
                      f.iv_ptr, f.ent_dim, f.ent_a, f.ent_b, f.rise_ptr, f.rise_t, f.rise_unit,
-                     f.rise_a, f.rise_c, f.fall_ptr, f.fall_t, f.fall_unit, f.fall_a, f.fall_c)
+                     f.rise_a, f.rise_c, f.fall_ptr, f.fall_t, f.fall_unit, f.fall_a, f.fall_c,
+                     f.z_ptr, f.z_dim, f.z_b, f.zl_ptr, f.zl_dim, f.zl_val, f.always_ptr, f.always_groups, f.wake_ptr, f.wake_dim, f.wake_gptr,
+                     f.wake_groups)
+        self._stamp = np.full(max(f.n_groups, 1), -1, dtype=np.int64)  # see ffn_layer
 
     # ------------------------------------------------------------------ room
     def _make_room(self, positions: int = 1) -> None:
@@ -92,7 +95,7 @@ class HullDecoder:
         p, pool = self.program, self.pool
         return (p.embed, p.ptr, p.idx, p.val, p.bases, p.layer_heads, p.head_tie, p.head_mode,
                 p.head_slot, p.head_kcoef, p.head_pmax, p.fold_ptr, p.fold_idx, p.ucols,
-                p.ublock, self._ffn, self.x, self._delta, self._head_out, self.logits,
+                p.ublock, self._ffn, self._stamp, self.x, self._delta, self._head_out, self.logits,
                 self.stages, self.record, self._use_hull, pool.nodes, pool.points,
                 pool.point_info, pool.head_i, pool.head_f, pool.meta, self._pvals, self._bkeys,
                 self._bvals, self._err)

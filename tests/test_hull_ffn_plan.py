@@ -74,8 +74,9 @@ def test_grouped_units_equal_the_dense_forward(model, ids):
 
 def test_every_path_is_planned():
     """Across drawn models the plan has TABLE and SELECT groups, groups with no input
-    (constant gates) and groups the guard sends unit by unit (HALF inputs)."""
-    seen = {"table": 0, "select": 0, "constant": 0, "guarded": 0}
+    (constant gates), groups the guard sends unit by unit (HALF inputs), tables folded into
+    the layer's constant and groups run only when an input is non-zero."""
+    seen = {"table": 0, "select": 0, "constant": 0, "guarded": 0, "folded": 0, "woken": 0}
 
     @settings(max_examples=30, deadline=None, database=None)
     @given(ffn_models())
@@ -86,6 +87,8 @@ def test_every_path_is_planned():
         n_in = np.diff(plan.in_ptr)
         seen["constant"] += int((n_in == 0).sum())
         seen["guarded"] += int(np.isin(plan.in_dim, [HALF]).sum())
+        seen["folded"] += int(plan.z_dim.size)  # tables relative to their output at s = 0
+        seen["woken"] += int(plan.wake_groups.size)
 
     collect()
     assert all(v > 0 for v in seen.values()), seen
