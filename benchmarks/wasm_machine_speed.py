@@ -45,7 +45,7 @@ from rasp2d.interpreter_spec.machine import (UnsupportedByMachine, check_support
                                              model_path)
 from rasp2d.interpreter_spec.model_trace import (first_difference, generate_trace,  # noqa: E402
                                                  sparse_machine)
-from rasp2d.interpreter_spec.oracle import run_wasmtime  # noqa: E402
+from rasp2d.interpreter_spec.oracle import run_reference, run_wasmtime  # noqa: E402
 from rasp2d.interpreter_spec.reference import Machine  # noqa: E402
 from rasp2d.interpreter_spec.prompt import build_prompt  # noqa: E402
 from rasp2d.interpreter_spec.specialize import specialised_model_path  # noqa: E402
@@ -189,7 +189,10 @@ def main() -> None:
     for name in names:
         case = load_case(name)
         steps, ref_s = reference_run(case, args.repeat)
-        run_wasmtime(case.wasm, case.entry)  # compile the module once, untimed
+        theirs = run_wasmtime(case.wasm, case.entry)  # compiles the module once, untimed
+        ours = run_reference(case.layout.program, case.entry)
+        if not ours.same_behaviour(theirs):
+            raise AssertionError(f"{name}: wasmtime and the reference interpreter disagree")
         wt_s = median_time(lambda: run_wasmtime(case.wasm, case.entry), args.repeat)
         ref_rate, wt_rate = steps / ref_s, steps / wt_s
         row = f"{name:<10} {steps:>10,} {ref_rate:>12,.0f} {wt_s:>10.4f} {wt_rate:>12,.0f}"
