@@ -28,7 +28,12 @@ units one by one, as before.  Units that fit no group stay ``generic``.
 
 Constant dimensions (the constant one of the embedding) are folded into ``c``: a dimension
 that the embedding sets to the same value for every token, that has no position feature
-and that no head or unit writes holds that value at every stage.
+and that no earlier sublayer writes holds that value when the layer reads it.
+
+Skipping.  Most groups add nothing when their inputs are zero (``s = 0``); those run only
+when one of their input dimensions is non-zero.  TABLE groups that do add something at
+``s = 0`` are *folded*: the layer adds their summed output at ``s = 0`` as one constant, and
+their tables hold the change from it (see :func:`_fold_zero` for the exactness budget).
 """
 
 from __future__ import annotations

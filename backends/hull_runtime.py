@@ -7,6 +7,10 @@ prefix is never recomputed.  With ``cache="hull"`` a head costs O(log h) per tok
 distinct hull points, see :mod:`rasp2d.backends.hull_kernels`); with ``cache="brute"`` it
 scans every earlier position, O(t), as the speed baseline and a second check.
 
+Heads whose keys are a fixed function of the position (``lookup(indices, ...)``, previous
+token) keep no hull: their answer has a closed form (``position_query``), and they store one
+value per position.  FFN units are evaluated by groups (:mod:`rasp2d.backends.hull_ffn_plan`).
+
 Decoding runs in one numba function (:func:`~rasp2d.backends.hull_kernels.decode_loop`)
 over the flattened sparse weights of :mod:`rasp2d.backends.sparse_program` (padding heads
 and dead FFN units are dropped, rows hold only their non-zeros), so there is no per-head
