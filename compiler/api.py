@@ -59,21 +59,38 @@ def _width(low: Lowered, sch: Schedule, alloc: Allocation) -> int:
     return max(alloc.n_dims, 2 * heads)
 
 
+def dense_size(low: Lowered, sch: Schedule, alloc: Allocation) -> int:
+    """Floats of the dense standard-shape model this layout gives (what emit_weights builds)."""
+    d = max(_width(low, sch, alloc), 2)
+    d += d % 2
+    units = [sum(len(low.ffns[b].units) for b in sch.ffns_in(l)) + sum(1 for c in alloc.clears if c.layer == l)
+             for l in range(sch.n_layers)]
+    return sch.n_layers * d * (4 * d + 3 * max(units + [1]))
+
+
+def _classic(low: Lowered) -> list[tuple[Lowered, Schedule, Allocation]]:
+    return [(low, s, allocate(low, s)) for s in (schedule(low), schedule(low, late=True))]
+
+
 def place(low: Lowered, placement: Placement = Placement()) -> tuple[Lowered, Schedule, Allocation]:
     """Fuse, schedule and allocate: the program as it will be laid out, its layers and dimensions."""
     if placement.extra_layers < 0:
         raise ValueError(f"extra_layers must be >= 0, got {placement.extra_layers}")
+    if not placement.search and placement.extra_layers:
+        raise ValueError("extra_layers needs the placement search (search=True)")
+    original = low
     if placement.fuse_sums:
         low = fuse_sums(low).lowered
-    if placement.search:
-        sch = narrow_schedule(low, placement.extra_layers)
-        return low, sch, allocate(low, sch)
+    if not placement.search:
+        # both placements have the minimum depth; keep the one that needs the narrower stream
+        return min(_classic(low), key=lambda c: (_width(*c), c[1].n_layers))
+    sch = narrow_schedule(low, placement.extra_layers)
+    searched = (low, sch, allocate(low, sch))
     if placement.extra_layers:
-        raise ValueError("extra_layers needs the placement search (search=True)")
-    # both placements have the minimum depth; keep the one that needs the narrower stream
-    candidates = [(s, allocate(low, s)) for s in (schedule(low), schedule(low, late=True))]
-    sch, alloc = min(candidates, key=lambda c: (_width(low, *c), c[0].n_layers))
-    return low, sch, alloc
+        return searched
+    # the search is a local one: the classic layouts (cheap) are candidates too, so the default
+    # placement is never larger than the classic one
+    return min([searched, *_classic(original)], key=lambda c: dense_size(*c))
 
 
 def _compile(module, search_path=(), files=None, placement: Placement = Placement()) -> CompileResult:
