@@ -81,13 +81,23 @@ def compiled():
     return compile_file(SPEC)
 
 
-def model_path() -> Path:
-    """The compiled machine as a model file, rebuilt when wasm.rasp2d or the stdlib change."""
+def cache_key(source: bytes) -> str:
+    """Key of a compiled machine in the cache: its source, the stdlib, the vocabulary and the
+    compiler itself (a compiler change can change the weights of the same source)."""
     from rasp2d.compiler.elaborate import STDLIB_DIR
-    h = hashlib.sha256()
-    for p in [SPEC, *sorted(STDLIB_DIR.glob("*.rasp2d")), SPEC.with_name("wasm_vocab.txt")]:
-        h.update(p.read_bytes())
-    path = _cache_dir() / f"wasm-machine-{h.hexdigest()[:16]}.npz"
+    pkg = Path(__file__).resolve().parent.parent
+    h = hashlib.sha256(source)
+    for p in [*sorted(STDLIB_DIR.glob("*.rasp2d")), SPEC.with_name("wasm_vocab.txt"),
+              *sorted((pkg / "compiler").glob("*.py")), *sorted((pkg / "lang").glob("*"))]:
+        if p.is_file():
+            h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def model_path() -> Path:
+    """The compiled machine as a model file, rebuilt when wasm.rasp2d, the stdlib or the
+    compiler change."""
+    path = _cache_dir() / f"wasm-machine-{cache_key(SPEC.read_bytes())}.npz"
     if not path.exists():
         compiled().model.save(path)
     return path

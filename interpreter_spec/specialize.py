@@ -187,19 +187,13 @@ def specialise(program: Module | Layout) -> SpecialisedMachine:
 
 
 def specialised_model_path(program: Module | Layout) -> Path:
-    """The specialised machine as a model file, cached by its source (and the stdlib)."""
-    import hashlib
-
-    from rasp2d.compiler.elaborate import STDLIB_DIR
-
-    from .machine import _cache_dir
+    """The specialised machine as a model file, cached by its source (with the stdlib and the
+    compiler, as the general machine)."""
+    from .machine import _cache_dir, cache_key
     layout = as_layout(program)
     check_supported(layout)
     source = specialised_source(layout)
-    h = hashlib.sha256(source.encode())
-    for p in [*sorted(STDLIB_DIR.glob("*.rasp2d")), SPEC.with_name("wasm_vocab.txt")]:
-        h.update(p.read_bytes())
-    path = _cache_dir() / f"wasm-special-{h.hexdigest()[:16]}.npz"
+    path = _cache_dir() / f"wasm-special-{cache_key(source.encode())}.npz"
     if not path.exists():
         from rasp2d.compiler.api import compile_source
         compile_source(source, str(SPEC)).model.save(path)
