@@ -150,10 +150,13 @@ def _guess_kind(path: Path | None, source: str | bytes) -> str:
 
 
 def _looks_like_path(text: str) -> bool:
-    if "\n" in text or len(text) > 4096:
+    if "\n" in text or len(text) > 4096 or text.lstrip().startswith("("):
+        return False  # WAT text (a one-line module can be longer than a file name may be)
+    try:
+        if Path(text).is_file():
+            return True
+    except OSError:  # e.g. a name longer than the file system allows: not a path
         return False
-    if Path(text).is_file():
-        return True
     return re.fullmatch(r"\S+\.(c|wat|wasm)", text, re.I) is not None
 
 

@@ -117,3 +117,10 @@ def test_kind_must_be_clear(tmp_path):
 
 def test_header_ships_with_the_package():
     assert frontend.HEADER.is_file() and "import_module" in frontend.HEADER.read_text()
+
+
+def test_one_line_wat_longer_than_a_file_name_is_source_text():
+    """A long single-line module used to be taken for a path (OSError: file name too long)."""
+    src = '(module (func (export "main") (result i32) ' + "i32.const 1 drop " * 30 + "i32.const 7))"
+    assert len(src) > 255
+    assert load_wasm_bytes(src)[:4] == b"\0asm"
