@@ -157,26 +157,39 @@ def make_decoder(backend: str, model):
     raise ValueError(f"unknown transformer backend {backend!r} (hull, brute or torch)")
 
 
-def run_in_model(module, entry: str, input_bytes: bytes = b"", *, backend: str = "hull",
-                 max_tokens: int = 50_000_000, progress=None) -> ModelRun:
-    """Execute `entry` inside the compiled WASM machine: the prompt goes in, the transformer
-    generates the trace token by token until HALT or a trap token."""
-    import time
-    from rasp2d.backends.model_file import CompiledModel
-    from .layout import as_layout, entry_function
-    from .prompt import build_prompt
-    from .trace import decode_trace
-    from .vocab import TOKEN_ID, VOCAB
-
-    layout = as_layout(module)
-    check_supported(layout)
+def startable_entry(layout, entry: str) -> int:
+    """Function index of `entry`, refused when the machine cannot start it."""
+    from .layout import entry_function
     fn = entry_function(layout, entry)
     if fn.n_params:
         raise UnsupportedByMachine(f"{fn.name} takes parameters; the machine starts functions "
                                    "without arguments so far")
-    prompt = build_prompt(layout, fn.index, (), input_bytes)
-    model = CompiledModel.load(model_path())
-    dec = make_decoder(backend, model)
+    return fn.index
+
+
+def run_in_model(module, entry: str, input_bytes: bytes = b"", *, backend: str = "hull",
+                 max_tokens: int = 50_000_000, progress=None) -> ModelRun:
+    """Execute `entry` inside the compiled WASM machine: the prompt goes in, the transformer
+    generates the trace token by token until HALT or a trap token."""
+    from .layout import as_layout
+    from .prompt import build_prompt
+
+    layout = as_layout(module)
+    check_supported(layout)
+    prompt = build_prompt(layout, startable_entry(layout, entry), (), input_bytes)
+    return decode_run(model_path(), prompt, backend=backend, max_tokens=max_tokens, progress=progress)
+
+
+def decode_run(model_file: Path, prompt: list[str], *, backend: str = "hull",
+               max_tokens: int = 50_000_000, progress=None) -> ModelRun:
+    """Feed `prompt` to the machine in `model_file` and let it generate the trace until HALT, a
+    trap token or `max_tokens`; `progress(tokens, instructions, seconds)` every 2048 tokens."""
+    import time
+    from rasp2d.backends.model_file import CompiledModel
+    from .trace import decode_trace
+    from .vocab import TOKEN_ID, VOCAB
+
+    dec = make_decoder(backend, CompiledModel.load(model_file))
     ids = [TOKEN_ID[t] for t in prompt]
     started = time.perf_counter()
     nxt = -1

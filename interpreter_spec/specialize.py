@@ -206,44 +206,13 @@ def run_specialised(module, entry: str, input_bytes: bytes = b"", *, backend: st
                     max_tokens: int = 50_000_000, progress=None):
     """`machine.run_in_model` with the machine specialised to this program (and its prompt
     without PROG): the same trace, fewer prompt tokens."""
-    import time
-
-    from rasp2d.backends.model_file import CompiledModel
-
-    from .machine import ModelRun, UnsupportedByMachine, make_decoder
-    from .trace import decode_trace
-    from .vocab import TOKEN_ID, VOCAB
+    from .machine import decode_run, startable_entry
 
     layout = as_layout(module)
-    fn = entry_function(layout, entry)
-    if fn.n_params:
-        raise UnsupportedByMachine(f"{fn.name} takes parameters; the machine starts functions "
-                                   "without arguments so far")
-    model = CompiledModel.load(specialised_model_path(layout))
-    prompt = build_prompt(layout, fn.index, (), input_bytes, with_program=False)
-    dec = make_decoder(backend, model)
-    end_ids = {TOKEN_ID[t] for t in ("HALT",)} | {i for i, t in enumerate(VOCAB)
-                                                  if t.startswith("TRAP_")}
-    anchor_ids = {TOKEN_ID["M"]} | {TOKEN_ID[f"JL{b:02x}"] for b in range(256)}
-    started = time.perf_counter()
-    nxt = -1
-    for t in prompt:
-        nxt = dec.feed(TOKEN_ID[t])
-    out: list[int] = []
-    anchors = 1  # the prompt ends with the first step's anchor
-    while len(out) < max_tokens:
-        out.append(nxt)
-        if nxt in end_ids:
-            break
-        anchors += nxt in anchor_ids
-        if progress is not None and len(out) % 2048 == 0:
-            progress(len(prompt) + len(out), anchors, time.perf_counter() - started)
-        nxt = dec.feed(nxt)
-    seconds = time.perf_counter() - started
-    tokens = tuple(prompt) + tuple(VOCAB[i] for i in out)
-    decoded = decode_trace(tokens)
-    return ModelRun(tokens, len(prompt), decoded.output, decoded.results, decoded.trap, anchors,
-                    seconds)
+    check_supported(layout)
+    prompt = build_prompt(layout, startable_entry(layout, entry), (), input_bytes, with_program=False)
+    return decode_run(specialised_model_path(layout), prompt, backend=backend, max_tokens=max_tokens,
+                      progress=progress)
 
 
 __all__ = ["SpecialisationError", "SpecialisedMachine", "specialise", "specialised_source",
