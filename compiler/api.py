@@ -20,7 +20,7 @@ from rasp2d.compiler.graph import Graph
 from rasp2d.compiler.lower import lower
 from rasp2d.compiler.primitives import Lowered
 from rasp2d.compiler.schedule import Schedule, narrow_schedule, schedule
-from rasp2d.compiler.weights import emit_weights
+from rasp2d.compiler.weights import emit_weights, model_shape
 from rasp2d.lang.parser import parse, parse_file
 
 
@@ -61,11 +61,8 @@ def _width(low: Lowered, sch: Schedule, alloc: Allocation) -> int:
 
 def dense_size(low: Lowered, sch: Schedule, alloc: Allocation) -> int:
     """Floats of the dense standard-shape model this layout gives (what emit_weights builds)."""
-    d = max(_width(low, sch, alloc), 2)
-    d += d % 2
-    units = [sum(len(low.ffns[b].units) for b in sch.ffns_in(l)) + sum(1 for c in alloc.clears if c.layer == l)
-             for l in range(sch.n_layers)]
-    return sch.n_layers * d * (4 * d + 3 * max(units + [1]))
+    d, ffn = model_shape(low, sch, alloc)
+    return sch.n_layers * d * (4 * d + 3 * ffn)
 
 
 def _classic(low: Lowered) -> list[tuple[Lowered, Schedule, Allocation]]:

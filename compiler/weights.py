@@ -15,18 +15,24 @@ from rasp2d.compiler.primitives import ONE, Lin, Lowered, Unit
 from rasp2d.compiler.schedule import Schedule
 
 
+def model_shape(low: Lowered, sch: Schedule, alloc: Allocation) -> tuple[int, int]:
+    """(d_model, FFN width) of the dense model a layout gives: enough dimensions for the values
+    and for the busiest layer's 2-dimensional heads (even), units of the busiest FFN."""
+    max_heads = max((len(sch.heads_in(l)) for l in range(sch.n_layers)), default=0)
+    d = max(alloc.n_dims, 2 * max_heads, 2)
+    d += d % 2
+    units = [sum(len(low.ffns[b].units) for b in sch.ffns_in(l)) + sum(1 for c in alloc.clears if c.layer == l)
+             for l in range(sch.n_layers)]
+    return d, max(units + [1])
+
+
 def emit_weights(low: Lowered, sch: Schedule, alloc: Allocation, generation: Generation,
                  source_bundle: str = "") -> CompiledModel:
     L = sch.n_layers
     heads_per_layer = [sch.heads_in(l) for l in range(L)]
-    max_heads = max((len(h) for h in heads_per_layer), default=0)
-    d = max(alloc.n_dims, 2 * max_heads, 2)
-    d += d % 2
+    d, F = model_shape(low, sch, alloc)
     H = d // 2
     clears_per_layer = [[c for c in alloc.clears if c.layer == l] for l in range(L)]
-    units_per_layer = [sum(len(low.ffns[b].units) for b in sch.ffns_in(l)) + len(clears_per_layer[l])
-                       for l in range(L)]
-    F = max(units_per_layer + [1])
     V = len(low.vocab)
     dim = alloc.dim
 
