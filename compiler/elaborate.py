@@ -357,8 +357,8 @@ class Elaborator:
         items = tuple(sorted((n, c) for n, c in acc.items() if c != 0))
         if not items:
             return self.const(const, span, kind)
-        if len(items) == 1 and items[0][1] == 1 and const == 0:
-            return NodeVal(items[0][0])
+        if len(items) == 1 and items[0][1] == 1 and const == 0 and g.node(items[0][0]).type.kind in (kind, "mean"):
+            return NodeVal(items[0][0])  # x itself (but 1 * int(b) stays an int, not the bool b)
         return self.mk(Affine(items, const), kind, span, label)
 
     def node_of(self, val: Value, e: ast.Expr):

@@ -117,3 +117,13 @@ def test_one_slot_survives_to_the_unembedding():
     src = (f"vocab {{ {VOCAB} }}\nmax_len 16\nlet x0 = int(tokens, default=5)\n"
            "let x6 = int(x0 == indices)\nemit token(if x6 > x0 then x6 else x0)\n")
     check_program(src, [[1], [0, 1], [5, 3, 2]])
+
+
+def test_one_times_an_int_of_a_bool_stays_an_int():
+    """`1 * int(b)` used to fold back to the bool `b` itself, so `token(...)` of it was refused
+    as a bool (found by the random-program test)."""
+    src = ("vocab { 0 1 2 }\nmax_len 8\nlet b = int(tokens == \"1\")\nlet one = int(indices == indices)\n"
+           "emit token(clamp(one * b, 0, 2))\n")
+    res = compile_source(src, "fold.rasp2d")
+    check_program(src, [[0, 1, 2, 1]])
+    assert res.graph.node(res.graph.output).type.kind == "token"
