@@ -27,7 +27,7 @@ SUPPORTED_OPS = frozenset({
     Op.I32_STORE8, Op.I32_STORE16, Op.SELECT, Op.GETCHAR,
     Op.I32_MUL, Op.I32_SHL, Op.I32_SHR_U, Op.I32_SHR_S, Op.I32_ROTL, Op.I32_ROTR,
     Op.I32_CLZ, Op.I32_CTZ, Op.I32_POPCNT, Op.I32_EXTEND8_S, Op.I32_EXTEND16_S,
-    Op.I32_DIV_U, Op.I32_REM_U,
+    Op.I32_DIV_U, Op.I32_REM_U, Op.BR_TABLE, Op.I64_CONST, Op.I64_STORE,
 })
 """Opcodes the machine (wasm.rasp2d) executes."""
 
