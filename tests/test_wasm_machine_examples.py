@@ -38,8 +38,21 @@ def test_primes_c_sieves_inside_the_model():
     check_example("primes", b"30")
 
 
+SUDOKU_SOLUTION = b"534678912672195348198342567859761423426853791713924856961537284287419635345286179"
+
+
+def test_sudoku_c_fills_a_nearly_solved_grid_inside_the_model():
+    """Nine blanks (column 0): br_table, i64.const and i64.store (the solver's memsets) run."""
+    check_example("sudoku", bytes(c if i % 9 else ord(".") for i, c in enumerate(SUDOKU_SOLUTION)))
+
+
+def test_hungarian_c_assigns_inside_the_model():
+    check_example("hungarian")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name, input_bytes", [
+    ("sudoku", b"530070000600195000098000060800060003400803001700020006060000280000419005000080079"),
     ("primes", b""), ("primes", b"100"),
     ("addition", b""), ("addition", b"12345678901234567890 + 98765"), ("crc32", b""),
     ("crc32", b"The quick brown fox jumps over the lazy dog")])

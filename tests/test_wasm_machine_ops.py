@@ -75,3 +75,60 @@ def test_shifts_rotations_and_mul_hull_equal_reference_trace(src):
 @given(shift_programs())
 def test_shifts_rotations_and_mul_hull_equal_reference_trace_long(src):
     check(src)
+
+
+def br_table_program(indices: list[int]) -> str:
+    """A loop over the given indices: each `br_table` picks one of four blocks (index 3 and
+    beyond, including negative i32s read unsigned, take the default), and the chosen block adds
+    its own constant to an accumulator carried as a branch value."""
+    cases = "".join(f"(local.set 1 (i32.add (i32.mul (local.get 1) (i32.const 5)) "
+                    f"(call $pick (i32.const {i}))))" for i in indices)
+    return f"""(module
+ (func $pick (param i32) (result i32)
+   (block $d (result i32) (block $c2 (block $c1 (block $c0
+     (br_table $c0 $c1 $c2 $d (i32.const 40) (local.get 0)))
+     (return (i32.const 10)))
+     (return (i32.const 20)))
+     (return (i32.const 30))))
+ (func (export "main") (result i32) (local i32 i32) {cases} (local.get 1)))"""
+
+
+@settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(st.one_of(st.integers(0, 4), st.integers(-2**31, 2**31 - 1)), min_size=1,
+                max_size=6))
+def test_br_table_jumps_to_the_indexed_entry_or_the_default(indices):
+    run = check(br_table_program(indices))
+    expect = 0
+    for i in indices:
+        expect = (expect * 5 + {0: 10, 1: 20, 2: 30}.get(i, 40)) & 0xFFFFFFFF
+    assert run.results == (expect,)
+
+
+I64 = st.one_of(st.sampled_from([0, -1, 2**63 - 1, -2**63, 0x0123456789ABCDEF]),
+                st.integers(-2**63, 2**63 - 1))
+
+
+@settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck))
+@given(I64, st.integers(0, 65536 - 8), I64)
+def test_i64_const_stored_and_read_back_as_two_words(value, addr, other):
+    """i64.store writes 8 bytes (the constant's two halves); i32 loads read them back; a
+    store whose last byte is past the memory traps."""
+    src = f"""(module (memory 1)
+ (func (export "main") (result i32)
+   (i64.store (i32.const {addr}) (i64.const {value}))
+   (i64.store offset=8 (i32.const 0) (i64.const {other}))
+   (i32.xor (i32.load (i32.const {addr})) (i32.load offset=4 (i32.const {addr})))))"""
+    mem = bytearray(65536 + 8)
+    mem[addr:addr + 8] = (value & 2**64 - 1).to_bytes(8, "little")
+    mem[8:16] = (other & 2**64 - 1).to_bytes(8, "little")
+    run = check(src)
+    lo, hi = int.from_bytes(mem[addr:addr + 4], "little"), int.from_bytes(mem[addr + 4:addr + 8], "little")
+    assert run.results == (lo ^ hi,)
+
+
+@pytest.mark.parametrize("addr", [65528, 65529, 70000])
+def test_i64_store_past_the_memory_traps(addr):
+    src = f"""(module (memory 1) (func (export "main")
+   (i64.store (i32.const {addr}) (i64.const -1))))"""
+    run = check(src)
+    assert (run.trap is None) == (addr == 65528)
