@@ -34,6 +34,17 @@ Skipping.  Most groups add nothing when their inputs are zero (``s = 0``); those
 when one of their input dimensions is non-zero.  TABLE groups that do add something at
 ``s = 0`` are *folded*: the layer adds their summed output at ``s = 0`` as one constant, and
 their tables hold the change from it (see :func:`_fold_zero` for the exactness budget).
+
+Families.  A compiled byte decoder is hundreds of TABLE groups of one layer with the *same*
+table whose directions lie on a line: ``r_k = D + t_k E`` (the WASM machine's
+``word - k 2^24 ...`` staircases).  Their scores ``s_k = D.x + t_k (E.x)`` are monotone in
+``t_k``, so a ``FAMILY`` group (appended after the real groups, which stay for the fallback)
+computes the two dots once and, per breakpoint of the shared table, counts the members past
+it with one binary search over ``t``; interval ``i`` then adds ``A sum(s_k) + B n_i``, with
+``sum(s_k) = n_i D.x + (sum t_k) E.x`` from prefix sums of ``t``.  Its guard
+``sum_j (|D_j| + max|t| |E_j|) |x_j| <= bound`` covers every member's guard and keeps every
+product and partial sum of that aggregate an integer below 2^53, so the family adds exactly
+what its members would add one by one; when it fails, the members run one by one.
 """
 
 from __future__ import annotations
@@ -44,6 +55,7 @@ from fractions import Fraction
 
 import numpy as np
 
+from rasp2d.backends.hull_kernels import GROUP_FAMILY as FAMILY
 from rasp2d.backends.hull_kernels import GROUP_SELECT as SELECT
 from rasp2d.backends.hull_kernels import GROUP_TABLE as TABLE
 from rasp2d.backends.model_file import CompiledModel
@@ -106,6 +118,18 @@ class FfnPlan:
     wake_dim: np.ndarray  # int64
     wake_gptr: np.ndarray  # [len(wake_dim) + 1] int64: groups woken by wake_dim[e]
     wake_groups: np.ndarray  # int64
+    # FAMILY groups (see the module docstring): members fam_member[fam_mptr[g]:fam_mptr[g+1]]
+    # sorted by t (fam_t); prefix sums of t at fam_tcum[fam_tptr[g] + i]; the input
+    # entries of g (in_ptr) hold D in in_w, E in fam_ew and the guard weight in fam_cw;
+    # fam_rep[g] is the member whose table they share (-1 for other groups)
+    fam_mptr: np.ndarray  # [NG + 1] int64
+    fam_member: np.ndarray  # int64
+    fam_t: np.ndarray  # float64
+    fam_tcum: np.ndarray  # float64
+    fam_tptr: np.ndarray  # [NG] int64
+    fam_rep: np.ndarray  # [NG] int64
+    fam_ew: np.ndarray  # [len(in_dim)] float64
+    fam_cw: np.ndarray  # [len(in_dim)] float64
 
     @property
     def n_groups(self) -> int:
@@ -228,6 +252,13 @@ def _table_bound(units: list[_Unit], intervals) -> int:
     return _limit(cons)
 
 
+def _interval_spans(bps) -> list[tuple[int, int] | None]:
+    """Per interval ``k`` of a table, the integers ``s`` it holds (``bps[k-1] <= s < bps[k]``)
+    as ``(lo, hi)``, or None for the two unbounded end intervals."""
+    return [None if k == 0 or k == len(bps) else (bps[k - 1], bps[k] - 1)
+            for k in range(len(bps) + 1)]
+
+
 def _fold_zero(bps, intervals, members: list[_Unit], bound: int, budget: dict[int, int], dims):
     """Rewrite a TABLE relative to its output at ``s = 0`` (which the layer then adds as a
     constant for every token), or None when that could break exactness.
@@ -235,7 +266,12 @@ def _fold_zero(bps, intervals, members: list[_Unit], bound: int, budget: dict[in
     Returns (relative intervals, new bound, zero output).  ``budget`` holds, per output dim,
     a bound on the magnitudes already folded in this layer; the group is folded only if
     every partial sum of the layer's constant, its corrections and the group's own terms
-    stays an integer below 2^53, so adding them in any order gives the exact sum."""
+    stays an integer below 2^53, so adding them in any order gives the exact sum.
+
+    An entry of a bounded interval is at most ``|a| max(|lo|, |hi|) + |b|`` whatever the
+    guard allows, so only the two end intervals depend on the bound; the bound is capped at
+    FOLD_INPUT_CAP only when an end interval grows with ``s`` (else a byte staircase over a
+    wide word would be refused the table whenever its bytes are large)."""
     k0 = sum(1 for t in bps if t <= 0)
     zero = {o: b for o, a, b in intervals[k0] if b}
     rel = []
@@ -244,14 +280,27 @@ def _fold_zero(bps, intervals, members: list[_Unit], bound: int, budget: dict[in
         for o, b in zero.items():
             cur.setdefault(o, (0, -b))
         rel.append([(o, a, b) for o, (a, b) in sorted(cur.items()) if a or b])
-    new_bound = min(bound, FOLD_INPUT_CAP,
-                    _limit([(abs(b), abs(a)) for entries in rel for _, a, b in entries]))
+    spans = _interval_spans(bps)
+    cons, fixed = [], []
+    for span, entries in zip(spans, rel):
+        for o, a, b in entries:
+            if span is None:
+                cons.append((abs(b), abs(a)))
+            else:
+                fixed.append((o, abs(a) * max(abs(span[0]), abs(span[1])) + abs(b)))
+    if any(m >= EXACT for _, m in fixed):
+        return None
+    growing = any(a for span, entries in zip(spans, rel) if span is None for _, a, _ in entries)
+    new_bound = min(bound, FOLD_INPUT_CAP if growing else EXACT - 1, _limit(cons))
     if new_bound < 0 or (dims and new_bound == 0):
         return None
     need: dict[int, int] = {}
-    for entries in rel:
-        for o, a, b in entries:
-            need[o] = max(need.get(o, 0), abs(a) * new_bound + abs(b))
+    for o, m in fixed:
+        need[o] = max(need.get(o, 0), m)
+    for span, entries in zip(spans, rel):
+        if span is None:
+            for o, a, b in entries:
+                need[o] = max(need.get(o, 0), abs(a) * new_bound + abs(b))
     for o, b in zero.items():
         need[o] = need.get(o, 0) + 2 * abs(b)
     if any(budget.get(o, 0) + m >= EXACT for o, m in need.items()):
@@ -259,6 +308,70 @@ def _fold_zero(bps, intervals, members: list[_Unit], bound: int, budget: dict[in
     for o, m in need.items():
         budget[o] = budget.get(o, 0) + m
     return rel, new_bound, zero
+
+
+FAMILY_MIN = 4  # fewer same-table groups gain nothing from one search per breakpoint
+
+
+@dataclass(frozen=True)
+class _Family:
+    layer: int
+    members: tuple[int, ...]  # group numbers, sorted by t
+    t: tuple[int, ...]
+    dims: tuple[int, ...]
+    d: tuple[int, ...]  # the direction of t = 0
+    e: tuple[int, ...]  # the line's step
+
+
+def _line(rows: list[tuple[int, ...]]):
+    """``(D, E, t)`` with ``rows[k] = D + t[k] E`` (integers, E primitive), or None."""
+    d = rows[0]
+    step = next((tuple(a - b for a, b in zip(r, d)) for r in rows if r != d), None)
+    if step is None:
+        return None
+    g = math.gcd(*step)
+    e = tuple(v // g for v in step)
+    j = next(i for i, v in enumerate(e) if v)
+    ts = []
+    for r in rows:
+        diff = [a - b for a, b in zip(r, d)]
+        if diff[j] % e[j]:
+            return None
+        t = diff[j] // e[j]
+        if any(dv != t * ev for dv, ev in zip(diff, e)):
+            return None
+        ts.append(t)
+    return d, e, ts
+
+
+def _families(layer_groups, kinds, constant, in_ptr, in_dim, in_w, bp_ptr, bp, iv_ptr,
+              ent_dim, ent_a, ent_b) -> list[_Family]:
+    """Same-table TABLE groups of one layer whose directions lie on a line (FAMILY_MIN+)."""
+    out = []
+    for l in range(len(layer_groups) - 1):
+        classes: dict[tuple, list[int]] = {}
+        for g in range(layer_groups[l], layer_groups[l + 1]):
+            dims = tuple(in_dim[in_ptr[g]:in_ptr[g + 1]])
+            if kinds[g] != TABLE or constant[g] or not dims:
+                continue
+            n_iv = bp_ptr[g + 1] - bp_ptr[g] + 1
+            base = bp_ptr[g] + g
+            table = tuple(tuple((ent_dim[e], ent_a[e], ent_b[e])
+                                for e in range(iv_ptr[base + k], iv_ptr[base + k + 1]))
+                          for k in range(n_iv))
+            classes.setdefault((dims, tuple(bp[bp_ptr[g]:bp_ptr[g + 1]]), table), []).append(g)
+        for (dims, bps, _), members in classes.items():
+            if len(members) < max(FAMILY_MIN, len(bps) + 1):
+                continue
+            rows = [tuple(int(w) for w in in_w[in_ptr[g]:in_ptr[g + 1]]) for g in members]
+            fit = _line(rows)
+            if fit is None:
+                continue
+            d, e, ts = fit
+            order = sorted(range(len(members)), key=lambda i: ts[i])
+            out.append(_Family(l, tuple(members[i] for i in order), tuple(ts[i] for i in order),
+                               dims, d, e))
+    return out
 
 
 def plan_ffn(model: CompiledModel, table_cap: int = 16) -> FfnPlan:
@@ -391,22 +504,73 @@ def plan_ffn(model: CompiledModel, table_cap: int = 16) -> FfnPlan:
     def arr(x, dtype):
         return np.array(x, dtype=dtype)
 
+    n_real = len(kinds)
+    families = _families(layer_groups, kinds, constant, in_ptr, in_dim, in_w, bp_ptr, bp,
+                         iv_ptr, ent_dim, ent_a, ent_b)
+    in_member = set()
+    fam_mptr, fam_member, fam_t, fam_tcum = [0] * (n_real + 1), [], [], []
+    fam_rep, fam_tptr = [-1] * n_real, [0] * n_real
+    fam_ew, fam_cw = [0.0] * len(in_dim), [0.0] * len(in_dim)
+    layer_fams: list[list[int]] = [[] for _ in range(model.n_layers)]
+    for fam in families:
+        rep = fam.members[0]
+        n = len(fam.members)
+        table = range(iv_ptr[bp_ptr[rep] + rep], iv_ptr[bp_ptr[rep + 1] + rep + 1])
+        max_a = max([abs(int(ent_a[e])) for e in table] + [1])
+        max_b = max([abs(int(ent_b[e])) for e in table] + [0])
+        # the aggregate's terms are at most 2 n G |A| + n |B| (see the module docstring)
+        fbound = min(min(int(bounds[g]) for g in fam.members),
+                     (EXACT - 1 - n * max_b) // (2 * n * max_a))
+        if fbound <= 0:
+            continue
+        in_member.update(fam.members)
+        tmax = max(abs(t) for t in fam.t)
+        g = len(kinds)
+        layer_fams[fam.layer].append(g)
+        kinds.append(FAMILY)
+        bounds.append(float(fbound))
+        granges.append((0, 0))
+        in_dim += list(fam.dims)
+        in_w += [float(v) for v in fam.d]
+        fam_ew += [float(v) for v in fam.e]
+        fam_cw += [float(abs(dv) + tmax * abs(ev)) for dv, ev in zip(fam.d, fam.e)]
+        in_ptr.append(len(in_dim))
+        bp_ptr.append(len(bp))
+        iv_ptr.append(len(ent_dim))  # one empty interval keeps iv_ptr's layout
+        for name in ("rise", "fall"):
+            sel[name][0].append(len(sel[name][1]))
+        z_ptr.append(len(z_dim))
+        constant.append(False)
+        fam_member += list(fam.members)
+        fam_t += [float(t) for t in fam.t]
+        fam_mptr.append(len(fam_member))
+        fam_tptr.append(len(fam_tcum))
+        fam_tcum += [float(sum(fam.t[:i])) for i in range(n + 1)]
+        fam_rep.append(rep)
+    if not fam_tcum:
+        fam_tcum = [0.0]
+
+    def idle_at_zero(g: int) -> bool:
+        """Does group g add nothing when its inputs are zero (s = 0)?"""
+        if kinds[g] == FAMILY:
+            return idle_at_zero(fam_rep[g])
+        if kinds[g] == TABLE:
+            base = bp_ptr[g] + g + sum(1 for t in bp[bp_ptr[g]:bp_ptr[g + 1]] if t <= 0)
+            return not any(ent_b[iv_ptr[base]:iv_ptr[base + 1]])  # s A + 0 at s = 0
+        r0, r1 = sel["rise"][0][g], sel["rise"][0][g + 1]
+        f0, f1 = sel["fall"][0][g], sel["fall"][0][g + 1]
+        return (not any(t <= 0 for t in sel["rise"][1][r0:r1])
+                and not any(t > 0 for t in sel["fall"][1][f0:f1]))
+
     always_ptr, always, wake_ptr, wake_dim, wake_gptr, wake_groups = [0], [], [0], [], [0], []
     for l in range(model.n_layers):
         by_dim: dict[int, list[int]] = {}
-        for g in range(layer_groups[l], layer_groups[l + 1]):
+        run = [g for g in range(layer_groups[l], layer_groups[l + 1]) if g not in in_member]
+        for g in run + layer_fams[l]:
             dims = in_dim[in_ptr[g]:in_ptr[g + 1]]
-            if kinds[g] == TABLE:
-                base = bp_ptr[g] + g + sum(1 for t in bp[bp_ptr[g]:bp_ptr[g + 1]] if t <= 0)
-                idle = not any(ent_b[iv_ptr[base]:iv_ptr[base + 1]])  # s A + 0 at s = 0
-            else:
-                r0, r1 = sel["rise"][0][g], sel["rise"][0][g + 1]
-                f0, f1 = sel["fall"][0][g], sel["fall"][0][g + 1]
-                idle = (not any(t <= 0 for t in sel["rise"][1][r0:r1])
-                        and not any(t > 0 for t in sel["fall"][1][f0:f1]))
             if constant[g]:
                 continue  # its whole output is in the layer's constant (zl_*)
-            if idle and dims:  # all inputs zero -> s = 0 -> nothing added
+            if idle_at_zero(g) and dims:  # all inputs zero -> s = 0 -> nothing added
                 for j in dims:
                     by_dim.setdefault(j, []).append(g)
             else:
@@ -438,4 +602,7 @@ def plan_ffn(model: CompiledModel, table_cap: int = 16) -> FfnPlan:
         always_ptr=arr(always_ptr, i64), always_groups=arr(always, i64),
         wake_ptr=arr(wake_ptr, i64), wake_dim=arr(wake_dim, i64),
         wake_gptr=arr(wake_gptr, i64), wake_groups=arr(wake_groups, i64),
+        fam_mptr=arr(fam_mptr, i64), fam_member=arr(fam_member, i64), fam_t=arr(fam_t, f64),
+        fam_tcum=arr(fam_tcum, f64), fam_tptr=arr(fam_tptr, i64), fam_rep=arr(fam_rep, i64), fam_ew=arr(fam_ew, f64),
+        fam_cw=arr(fam_cw, f64),
     )

@@ -105,8 +105,8 @@ HEAD_ROWS = 8  # q0 q1 k0 k1 v0 v1 out0 out1
 UNIT_ROWS = 3  # gate value out
 # head modes of the decoding step (rasp2d.backends.sparse_program decides)
 HEAD_HULL, HEAD_POSITION = 0, 1
-# FFN group kinds (rasp2d.backends.hull_ffn_plan: TABLE, SELECT)
-GROUP_TABLE, GROUP_SELECT = 0, 1
+# FFN group kinds (rasp2d.backends.hull_ffn_plan: TABLE, SELECT, FAMILY)
+GROUP_TABLE, GROUP_SELECT, GROUP_FAMILY = 0, 1, 2
 # decode_loop status codes
 DONE, NEED_ROOM, FAILED = 0, 1, 2
 
@@ -825,24 +825,123 @@ def _group(g, x, delta, ptr, idx, val, ub, ffn):
 
 
 @njit(cache=True, _nrt=False, inline='always')
+def _family_past(fam_t, m0, n, lo, base, e, b):
+    """How many members of a family (t sorted ascending from ``m0``) score ``s >= b``:
+    ``s = base + t e`` rises with t when ``e > 0`` (a suffix), falls when ``e < 0`` (a
+    prefix).  ``lo`` is where the search may start (the previous breakpoint's answer)."""
+    a = lo
+    c = n
+    if e > 0.0:
+        while a < c:
+            mid = (a + c) >> 1
+            if base + fam_t[m0 + mid] * e >= b:
+                c = mid
+            else:
+                a = mid + 1
+        return a, n - a
+    while a < c:
+        mid = (a + c) >> 1
+        if base + fam_t[m0 + mid] * e < b:
+            c = mid
+        else:
+            a = mid + 1
+    return a, a
+
+
+@njit(cache=True, _nrt=False, inline='always')
+def _family(g, x, delta, ffn):
+    """FAMILY group ``g``'s output added to ``delta``; False when its guard fails (the
+    caller then runs its members one by one).  See :mod:`rasp2d.backends.hull_ffn_plan`."""
+    bound, in_ptr, in_dim, in_w, bp_ptr, bp, iv_ptr, ent_dim, ent_a, ent_b = (
+        ffn[4], ffn[6], ffn[7], ffn[8], ffn[9], ffn[10], ffn[11], ffn[12], ffn[13], ffn[14])
+    fam_mptr, fam_t, fam_tcum, fam_tptr, fam_rep, fam_ew, fam_cw = (
+        ffn[37], ffn[39], ffn[40], ffn[41], ffn[42], ffn[43], ffn[44])
+    base = 0.0
+    e = 0.0
+    guard = 0.0
+    for q in range(in_ptr[g], in_ptr[g + 1]):
+        xj = x[in_dim[q]]
+        if xj != math.floor(xj):
+            return False
+        base += in_w[q] * xj
+        e += fam_ew[q] * xj
+        guard += fam_cw[q] * abs(xj)
+    if not guard <= bound[g]:
+        return False
+    m0 = fam_mptr[g]
+    n = fam_mptr[g + 1] - m0
+    rep = fam_rep[g]
+    b0 = bp_ptr[rep]
+    nb = bp_ptr[rep + 1] - b0
+    ivb = b0 + rep
+    tc = fam_tptr[g]
+    if e == 0.0:  # every member scores base
+        k = _count_le(bp, b0, b0 + nb, base)
+        cnt = float(n)
+        ssum = cnt * base
+        for q in range(iv_ptr[ivb + k], iv_ptr[ivb + k + 1]):
+            delta[ent_dim[q]] += ent_a[q] * ssum + ent_b[q] * cnt
+        return True
+    prev = n  # members scoring at least the previous breakpoint (all, below the first)
+    at = 0
+    for k in range(nb + 1):
+        ge = 0
+        if k < nb:
+            at, ge = _family_past(fam_t, m0, n, at, base, e, bp[b0 + k])
+        cnt = prev - ge
+        if cnt > 0:
+            if e > 0.0:
+                lo = n - prev
+                hi = n - ge
+            else:
+                lo = ge
+                hi = prev
+            fc = float(cnt)
+            ssum = fc * base + (fam_tcum[tc + hi] - fam_tcum[tc + lo]) * e
+            for q in range(iv_ptr[ivb + k], iv_ptr[ivb + k + 1]):
+                delta[ent_dim[q]] += ent_a[q] * ssum + ent_b[q] * fc
+        prev = ge
+        if prev == 0:
+            break
+    return True
+
+
+@njit(cache=True, _nrt=False, inline='always')
 def ffn_layer(l, x, delta, ptr, idx, val, ub, ffn, stamp, tick):
     """Layer ``l``'s FFN output added to ``delta``: the folded tables' constant, the groups
-    that add something at ``s = 0``, the groups one of whose inputs is non-zero (``stamp[g] = tick`` marks a group
-    done, so one woken through two dimensions runs once), and the generic units."""
+    that add something at ``s = 0``, the groups one of whose inputs is non-zero (``stamp[0, g]
+    = tick`` marks a group queued, so one woken through two dimensions runs once), and the
+    generic units.  Groups run from one queue (``stamp[1]``), so each kind's code is inlined
+    once; a FAMILY whose guard fails queues its members."""
+    kind = ffn[3]
     lgeneric, generic = ffn[1], ffn[2]
     zl_ptr, zl_dim, zl_val = ffn[28:31]
     always_ptr, always, wake_ptr, wake_dim, wake_gptr, wake_groups = ffn[31:37]
+    fam_mptr, fam_member = ffn[37], ffn[38]
     for e in range(zl_ptr[l], zl_ptr[l + 1]):  # folded tables' output when inputs are zero
         delta[zl_dim[e]] += zl_val[e]
+    nq = 0
     for e in range(always_ptr[l], always_ptr[l + 1]):
-        _group(always[e], x, delta, ptr, idx, val, ub, ffn)
+        stamp[1, nq] = always[e]
+        nq += 1
     for e in range(wake_ptr[l], wake_ptr[l + 1]):
         if x[wake_dim[e]] != 0.0:  # (NaN too: the guard then sends it unit by unit)
             for f in range(wake_gptr[e], wake_gptr[e + 1]):
                 g = wake_groups[f]
-                if stamp[g] != tick:
-                    stamp[g] = tick
-                    _group(g, x, delta, ptr, idx, val, ub, ffn)
+                if stamp[0, g] != tick:
+                    stamp[0, g] = tick
+                    stamp[1, nq] = g
+                    nq += 1
+    i = 0
+    while i < nq:
+        g = stamp[1, i]
+        i += 1
+        if kind[g] != GROUP_FAMILY:
+            _group(g, x, delta, ptr, idx, val, ub, ffn)
+        elif not _family(g, x, delta, ffn):
+            for f in range(fam_mptr[g], fam_mptr[g + 1]):
+                stamp[1, nq] = fam_member[f]
+                nq += 1
     for e in range(lgeneric[l], lgeneric[l + 1]):
         _unit(ptr, idx, val, ub, generic[e], x, delta)
 

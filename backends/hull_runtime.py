@@ -71,9 +71,12 @@ class HullDecoder:
                      f.group_bound, f.group_units, f.in_ptr, f.in_dim, f.in_w, f.bp_ptr, f.bp,
                      f.iv_ptr, f.ent_dim, f.ent_a, f.ent_b, f.rise_ptr, f.rise_t, f.rise_unit,
                      f.rise_a, f.rise_c, f.fall_ptr, f.fall_t, f.fall_unit, f.fall_a, f.fall_c,
-                     f.z_ptr, f.z_dim, f.z_b, f.zl_ptr, f.zl_dim, f.zl_val, f.always_ptr, f.always_groups, f.wake_ptr, f.wake_dim, f.wake_gptr,
-                     f.wake_groups)
-        self._stamp = np.full(max(f.n_groups, 1), -1, dtype=np.int64)  # see ffn_layer
+                     f.z_ptr, f.z_dim, f.z_b, f.zl_ptr, f.zl_dim, f.zl_val, f.always_ptr,
+                     f.always_groups, f.wake_ptr, f.wake_dim, f.wake_gptr, f.wake_groups,
+                     f.fam_mptr, f.fam_member, f.fam_t, f.fam_tcum, f.fam_tptr, f.fam_rep,
+                     f.fam_ew, f.fam_cw)
+        # row 0: the token a group was last queued for; row 1: the queue (see ffn_layer)
+        self._stamp = np.full((2, max(f.n_groups, 1)), -1, dtype=np.int64)
 
     # ------------------------------------------------------------------ room
     def _make_room(self, positions: int = 1) -> None:

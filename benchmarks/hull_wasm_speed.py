@@ -2,11 +2,13 @@
 
     python benchmarks/hull_wasm_speed.py                 # fizzbuzz, crc32, primes; 3 repeats
     python benchmarks/hull_wasm_speed.py --programs fizzbuzz --repeats 5 --brute
+    python benchmarks/hull_wasm_speed.py --model /tmp/frozen-wasm-machine.npz   # a fixed machine
 
 Each program is compiled to WASM, laid out as the machine's prompt and decoded greedily by
 the hull runtime inside numba (``model_trace.generate_trace``) until HALT.  Reported per
 program: prompt and trace lengths, the median decode speed over ``--repeats`` runs (prefill
-timed apart), and that every run produced the same trace.  ``--brute`` also decodes with the
+timed apart), and that every run produced the same trace, equal token for token to the reference
+interpreter's (``trace.run_traced``) while that trace fits ``--max-tokens``.  ``--brute`` also decodes with the
 brute-force cache (O(t) per head and token) and prints the speed ratio measured side by side.
 The machine is shared with other work: compare only figures from one run.
 """
@@ -29,6 +31,7 @@ from rasp2d.interpreter_spec.layout import as_layout, entry_function  # noqa: E4
 from rasp2d.interpreter_spec.machine import check_supported, model_path  # noqa: E402
 from rasp2d.interpreter_spec.model_trace import generate_trace, sparse_machine  # noqa: E402
 from rasp2d.interpreter_spec.prompt import build_prompt  # noqa: E402
+from rasp2d.interpreter_spec.trace import run_traced  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "wasm"
 
@@ -41,14 +44,23 @@ def prompt_of(name: str) -> list[str]:
     return list(build_prompt(layout, fn.index, (), b""))
 
 
+def reference_trace(name: str, max_tokens: int) -> tuple[str, ...] | None:
+    """The reference interpreter's trace of ``name`` (None when it is longer than the budget)."""
+    module = load_program(str(EXAMPLES / f"{name}.c"))
+    run = run_traced(as_layout(module), default_entry(module))
+    return tuple(run.trace) if len(run.trace) <= max_tokens else None
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--programs", nargs="+", default=["fizzbuzz", "crc32", "primes"])
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--max-tokens", type=int, default=2_000_000)
     p.add_argument("--brute", action="store_true", help="also time the brute-force cache")
+    p.add_argument("--model", type=Path, default=None, metavar="PATH",
+                   help="a WASM machine model file (default: the current compiled machine)")
     args = p.parse_args()
-    path = model_path()
+    path = args.model if args.model is not None else model_path()
     model = CompiledModel.load(path)
     t0 = time.perf_counter()
     prog = sparse_machine(path)
@@ -77,9 +89,16 @@ def main() -> None:
         if len(traces) != 1:
             raise SystemExit(f"{name}: runs produced different traces")
         (trace,) = traces
+        ref = reference_trace(name, args.max_tokens)
+        if ref is not None and trace != ref:
+            i = next((i for i, (a, b) in enumerate(zip(trace, ref)) if a != b),
+                     min(len(trace), len(ref)))
+            raise SystemExit(f"{name}: the model's trace differs from the reference interpreter's "
+                             f"at token {i}")
         ratio = f" {speeds['hull'] / speeds['brute']:>11.1f}x" if args.brute else ""
         print(f"{name:>10} {len(prompt):>7,} {len(trace):>8,} " +
               " ".join(f"{speeds[c]:>12,.0f}" for c in caches) + ratio +
+              ("  = reference" if ref is not None else "  (not checked: over --max-tokens)") +
               ("" if trace[-1] == "HALT" else f"  (ended with {trace[-1]})"))
 
 
