@@ -130,10 +130,15 @@ class Lowerer:
             raise Rasp2dError(node.span, f"`{node.label}` is not piecewise linear with integer slopes "
                               "between its breakpoints (internal error)")
         if hi - lo <= VERIFY_PWL_UP_TO:
+            # walk z upwards with integer slopes: the expansion's step from z to z + 1 is s0 plus
+            # every kink at or below z (linear time; summing all kinks per z was quadratic)
+            kink_at = {p: int(c) for p, c in kinks}
+            got, slope = f(lo), int(s0)
             for z in range(lo, hi + 1):
-                got = f(lo) + s0 * (z - lo) + sum(c * max(z - p, 0) for p, c in kinks)
                 if got != f(z):
                     raise AssertionError(f"PWL expansion of {node.label} wrong at {z}: {got} != {f(z)}")
+                slope += kink_at.get(z, 0)
+                got += slope
         return f(lo), s0, kinks
 
     def pwl(self, node: Node, z: Lin, f: Callable[[int], int], points: Iterable[int],
