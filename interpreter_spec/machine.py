@@ -28,6 +28,47 @@ SUPPORTED_OPS = frozenset({
     Op.I32_MUL, Op.I32_SHL, Op.I32_SHR_U, Op.I32_SHR_S, Op.I32_ROTL, Op.I32_ROTR,
     Op.I32_CLZ, Op.I32_CTZ, Op.I32_POPCNT, Op.I32_EXTEND8_S, Op.I32_EXTEND16_S,
     Op.I32_DIV_U, Op.I32_REM_U, Op.BR_TABLE, Op.I64_CONST, Op.I64_STORE,
+    Op.I64_LOAD,
+    Op.I64_LOAD8_S,
+    Op.I64_LOAD8_U,
+    Op.I64_LOAD16_S,
+    Op.I64_LOAD16_U,
+    Op.I64_LOAD32_S,
+    Op.I64_LOAD32_U,
+    Op.I64_STORE8,
+    Op.I64_STORE16,
+    Op.I64_STORE32,
+    Op.I64_EQZ,
+    Op.I64_EQ,
+    Op.I64_NE,
+    Op.I64_LT_S,
+    Op.I64_LT_U,
+    Op.I64_GT_S,
+    Op.I64_GT_U,
+    Op.I64_LE_S,
+    Op.I64_LE_U,
+    Op.I64_GE_S,
+    Op.I64_GE_U,
+    Op.I64_CLZ,
+    Op.I64_CTZ,
+    Op.I64_POPCNT,
+    Op.I64_ADD,
+    Op.I64_SUB,
+    Op.I64_MUL,
+    Op.I64_AND,
+    Op.I64_OR,
+    Op.I64_XOR,
+    Op.I64_SHL,
+    Op.I64_SHR_S,
+    Op.I64_SHR_U,
+    Op.I64_ROTL,
+    Op.I64_ROTR,
+    Op.I32_WRAP_I64,
+    Op.I64_EXTEND_I32_S,
+    Op.I64_EXTEND_I32_U,
+    Op.I64_EXTEND8_S,
+    Op.I64_EXTEND16_S,
+    Op.I64_EXTEND32_S,
 })
 """Opcodes the machine (wasm.rasp2d) executes."""
 
@@ -58,14 +99,6 @@ def check_supported(layout) -> None:
         if ins.op not in SUPPORTED_OPS:
             raise UnsupportedByMachine(f"pc {pc}: {ins.op.text} is not implemented by the compiled "
                                        f"WASM machine yet (use --backend reference)")
-        if ins.op in (Op.GLOBAL_GET, Op.GLOBAL_SET, Op.SELECT) and layout.fields[pc].y != 4:
-            raise UnsupportedByMachine(f"pc {pc}: {ins.op.text} of an i64 value; the compiled "
-                                       "machine supports i32 values only so far")
-    for fn in prog.functions:
-        frame = layout.frames[fn.index]
-        if frame is not None and any(w != 4 for w in frame.local_widths):
-            raise UnsupportedByMachine(f"function {fn.name} has i64 locals; the compiled machine "
-                                       "supports i32 values only so far")
 
 
 def _cache_dir() -> Path:
