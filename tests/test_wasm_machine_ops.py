@@ -132,3 +132,15 @@ def test_i64_store_past_the_memory_traps(addr):
    (i64.store (i32.const {addr}) (i64.const -1))))"""
     run = check(src)
     assert (run.trap is None) == (addr == 65528)
+
+
+@settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.integers(0, 256), st.booleans())
+def test_memory_size_reads_the_page_count_and_unreachable_traps(pages, trap):
+    src = f"""(module (memory {pages})
+ (func (export "main") (result i32)
+   (if (i32.const {int(trap)}) (then unreachable))
+   (memory.size)))"""
+    run = check(src)
+    assert (run.trap is not None) == trap
+    assert trap or run.results == (pages,)
