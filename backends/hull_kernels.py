@@ -828,10 +828,11 @@ def _group(g, x, delta, ptr, idx, val, ub, ffn):
 def _family_past(fam_t, m0, n, lo, base, e, b):
     """How many members of a family (t sorted ascending from ``m0``) score ``s >= b``:
     ``s = base + t e`` rises with t when ``e > 0`` (a suffix), falls when ``e < 0`` (a
-    prefix).  ``lo`` is where the search may start (the previous breakpoint's answer)."""
-    a = lo
-    c = n
+    prefix).  ``lo`` is the previous (lower) breakpoint's answer: the suffix can only start
+    later and the prefix only end earlier, so the search starts there."""
     if e > 0.0:
+        a = lo
+        c = n
         while a < c:
             mid = (a + c) >> 1
             if base + fam_t[m0 + mid] * e >= b:
@@ -839,6 +840,8 @@ def _family_past(fam_t, m0, n, lo, base, e, b):
             else:
                 a = mid + 1
         return a, n - a
+    a = 0
+    c = lo
     while a < c:
         mid = (a + c) >> 1
         if base + fam_t[m0 + mid] * e < b:
@@ -883,7 +886,7 @@ def _family(g, x, delta, ffn):
             delta[ent_dim[q]] += ent_a[q] * ssum + ent_b[q] * cnt
         return True
     prev = n  # members scoring at least the previous breakpoint (all, below the first)
-    at = 0
+    at = 0 if e > 0.0 else n  # the previous search's answer (suffix start / prefix length)
     for k in range(nb + 1):
         ge = 0
         if k < nb:
