@@ -68,9 +68,10 @@ def test_an_access_past_the_end_of_memory_traps():
     assert run.trap == "out of bounds memory access"
 
 
-def test_an_i64_global_is_refused_by_name():
-    src = '(module (global $g (mut i64) (i64.const 1)) (func (export "main") global.get $g drop))'
-    with pytest.raises(UnsupportedByMachine, match="i64 value"):
+def test_an_unsupported_opcode_is_refused_by_name():
+    src = ('(module (func (export "main") (result i64) '
+           '(i64.div_u (i64.const 7) (i64.const 2))))')
+    with pytest.raises(UnsupportedByMachine, match="i64.div_u"):
         check_supported(build_layout(load_program(src, "wat")))
 
 
