@@ -17,7 +17,9 @@ from rasp2d.backends.generate import generate
 from rasp2d.interpreter_spec.frontend import default_entry, load_program
 from rasp2d.interpreter_spec.layout import build_layout
 from rasp2d.interpreter_spec.machine import (UnsupportedByMachine, check_supported, compiled,
-                                             make_decoder, run_in_model, teacher_forced_mismatches)
+                                             make_decoder, model_path, run_in_model,
+                                             teacher_forced_mismatches)
+from rasp2d.interpreter_spec.model_trace import generate_trace, sparse_machine
 from rasp2d.interpreter_spec.trace import run_traced
 from rasp2d.interpreter_spec.vocab import TOKEN_ID, VOCAB
 
@@ -33,20 +35,11 @@ CALLS = """(module (import "env" "putchar" (func $p (param i32) (result i32)))
    i32.const 7))"""
 
 def hull_trace(run) -> list[str]:
-    """Generate the trace from the run's prompt with the compiled machine (hull cache)."""
-    dec = make_decoder("hull", compiled().model)
-    prompt = [TOKEN_ID[t] for t in run.prompt]
-    end = {TOKEN_ID["HALT"]} | {i for i, t in enumerate(VOCAB) if t.startswith("TRAP_")}
-    out = []
-    nxt = -1
-    for t in prompt:
-        nxt = dec.feed(t)
-    while len(out) < len(run.trace) + 2:
-        out.append(VOCAB[nxt])
-        if nxt in end:
-            break
-        nxt = dec.feed(nxt)
-    return out
+    """Generate the trace from the run's prompt with the compiled machine (hull cache), in the
+    runtime's numba loop; the machine's sparse form is built once per session (building it per
+    call cost seconds per hypothesis example)."""
+    got = generate_trace(sparse_machine(model_path()), list(run.prompt), len(run.trace) + 2)
+    return list(got.trace)
 
 
 def traced(source: str, kind: str = "wat"):
