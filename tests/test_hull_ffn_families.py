@@ -7,10 +7,9 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_hull_ffn_plan import check_stages_equal_the_dense_forward
 
-from rasp2d.backends.dense_forward import dense_forward
 from rasp2d.backends.hull_ffn_plan import FAMILY, plan_ffn
-from rasp2d.backends.hull_runtime import HullDecoder
 from rasp2d.backends.model_file import CompiledModel
 
 ONE, A, B, HALF = 0, 1, 2, 3  # constant, two integer token features, a fractional one
@@ -67,11 +66,7 @@ def family_models(draw):
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(family_models(), st.lists(st.integers(0, V - 1), min_size=1, max_size=12))
 def test_families_equal_the_dense_forward(model, ids):
-    trace = dense_forward(model, ids)
-    dec = HullDecoder(model, record=True)
-    for i, tok in enumerate(ids):
-        assert dec.feed(tok) == trace.next_tokens[i]
-        assert np.array_equal(dec.stages, trace.residuals[:, i]), i
+    check_stages_equal_the_dense_forward(model, ids)
 
 
 def test_families_are_planned():

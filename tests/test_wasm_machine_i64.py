@@ -92,21 +92,23 @@ def i64_programs(draw):
     return src, acc
 
 
-@settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck))
-@given(i64_programs())
-def test_i64_ops_hull_equal_reference_trace(case):
+def check_i64_program(case) -> None:
     src, expect = case
     run = check(src)
     assert run.results == (expect,)
+
+
+@settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck))
+@given(i64_programs())
+def test_i64_ops_hull_equal_reference_trace(case):
+    check_i64_program(case)
 
 
 @pytest.mark.slow
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 @given(i64_programs())
 def test_i64_ops_hull_equal_reference_trace_long(case):
-    src, expect = case
-    run = check(src)
-    assert run.results == (expect,)
+    check_i64_program(case)
 
 
 @settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck))
