@@ -341,6 +341,7 @@ class _Gen:
     def __init__(self, draw, traps: bool) -> None:
         self.draw = draw
         self.traps = traps
+        self.n_total = 0  # helpers in the module; the table has one more, null, slot
 
     def pick(self, options):
         return self.draw(st.sampled_from(options))
@@ -416,8 +417,11 @@ class _Gen:
                 return f"(call $h{h} {args})"
             index = f"(i32.const {h})"
             if self.traps and self.draw(st.integers(0, 4)) == 0:
-                index = self.pick([f"(i32.const {h ^ 1})", f"(i32.const {n_helpers + 1})",
-                                   f"(i32.const {n_helpers})"])
+                # the other signature, past the table, or the table's null last slot: each
+                # traps; indices from the helper count of the whole module, because a helper's
+                # own count would name itself or a higher helper (unbounded recursion)
+                index = self.pick([f"(i32.const {h ^ 1})", f"(i32.const {self.n_total + 1})",
+                                   f"(i32.const {self.n_total})"])
             return f"(call_indirect (type $t{h % 2}) {args} {index})"
         if k == "rec":
             r = f"(call $rec (i32.and {e('i32')} (i32.const 15)) {e('i64')})"
@@ -494,7 +498,7 @@ class _Gen:
 @st.composite
 def wat_programs(draw, traps=True):
     gen = _Gen(draw, traps)
-    n_helpers = draw(st.integers(0, 3))
+    n_helpers = gen.n_total = draw(st.integers(0, 3))
     funcs = [gen.func(f"h{h}", "i32" if h % 2 == 0 else "i64", h, draw(st.integers(1, 2)))
              for h in range(n_helpers)]
     funcs.append(gen.func("main", draw(st.sampled_from(["i32", "i64"])), n_helpers,
