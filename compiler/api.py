@@ -17,7 +17,7 @@ from rasp2d.compiler.allocate import Allocation, allocate
 from rasp2d.compiler.elaborate import elaborate
 from rasp2d.compiler.fuse_sums import fuse_sums
 from rasp2d.compiler.graph import Graph
-from rasp2d.compiler.lower import lower
+from rasp2d.compiler.lower import check_sums_exact, lower
 from rasp2d.compiler.primitives import Lowered
 from rasp2d.compiler.schedule import Schedule, narrow_schedule, schedule
 from rasp2d.compiler.weights import emit_weights, model_shape
@@ -100,6 +100,7 @@ def _compile(module, search_path=(), files=None, placement: Placement = Placemen
     t["lower"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     low, sch, alloc = place(low, placement)
+    check_sums_exact(low)
     t["place"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     bundle = json.dumps({"main": module.path, "files": sources})

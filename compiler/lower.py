@@ -3,10 +3,10 @@
 The one general mechanism for element-wise ops is the piecewise-linear (PWL) function of
 an integer affine expression `z`: any f that is linear between a known set of breakpoints is
 
-    f(z) = f(lo) + s0*(z - lo) + sum_i (s_i - s_{i-1}) * relu(z - p_i)
+    f(z) = f(lo) + s0*relu(z - lo) + sum_i (s_i - s_{i-1}) * relu(z - p_i)
 
-which is exact on integers.  The affine part is free; each interior slope change costs one
-unit.  Comparisons, equality, min/max/abs, // and % by constants and small tables are all
+which is exact on integers.  f(lo) is free; each slope, the first included, costs one unit
+(a linear f costs nothing), so the block's value stays within f's range.  Comparisons, equality, min/max/abs, // and % by constants and small tables are all
 this with different breakpoints.  Products use the gate: `relu(a - lo_a) * b`, exact because
 `a - lo_a >= 0`.  Look-ups use the `(2k, -k^2) . (q, 1)` trick; prefix sums use an averaging
 head times `pos + 1`, rounded back to the exact integer by the float64 "magic number"
@@ -90,6 +90,11 @@ class Lowerer:
         lo, hi = self.range_of(lin)
         return max(abs(lo), abs(hi))
 
+    def check_sum(self, node: Node, what: str, lin: Lin) -> None:
+        """A weight row's dot product is summed in whatever order the runtime likes: every
+        partial sum, not just the total, must stay an exact float64 integer."""
+        self.check_exact(node, what, termwise_bound(self.slots, lin))
+
     def check_exact(self, node: Node, what: str, bound: int) -> None:
         if bound >= EXACT:
             raise Rasp2dError(node.span, f"`{node.label}`: {what} can reach {bound} >= 2^53, beyond exact "
@@ -110,6 +115,8 @@ class Lowerer:
             bound = unit_bound if unit_bound is not None else \
                 self.magnitude(u.gate) * self.magnitude(u.value) * abs(u.coef)
             self.check_exact(node, "a ReLU unit's product", bound)
+            self.check_sum(node, "the sum a ReLU unit's gate reads", u.gate)
+            self.check_sum(node, "the sum a ReLU unit's value reads", u.value)
         if all(self.slots[s].source in ("token", "one") for u in units for s in u.gate.slots() | u.value.slots()):
             # a function of the current token alone: precompute it into the embedding
             vals = tuple(sum(u.coef * max(self.token_eval(u.gate, t), 0) * self.token_eval(u.value, t)
@@ -145,14 +152,20 @@ class Lowerer:
             label: str | None = None) -> Lin:
         lo, hi = self.range_of(z)
         f0, s0, kinks = self.pwl_terms(node, lo, hi, f, points)
-        affine = (z - lo) * int(s0) + f0
-        units = [Unit(z - p, Lin(const=1), int(c)) for p, c in kinks]
-        if not units:
-            return affine
-        # the unit block's own range: output minus its affine part (bounded by unit magnitudes)
-        mag = sum(abs(int(c)) * max(hi - p, 0) for p, c in kinks)
-        bound = max(abs(int(c)) * max(abs(lo - p), abs(hi - p)) for p, c in kinks)
-        result = affine + self.block(node, label or node.label, units, -mag, mag, unit_bound=bound)
+        if not kinks:
+            return (z - lo) * int(s0) + f0  # linear on the whole range: free
+        # The block computes f(z) - f(lo) by itself (the first slope is a unit on z - lo, not an
+        # affine term): its value then stays within f's range.  With the slope left affine,
+        # the block's part alone grows like z and cancels against it, so a reader that scales
+        # the result (a staircase of a 2^24 digit, say) summed terms far beyond 2^53 whose
+        # total was small, and float64 lost the difference.
+        units = ([Unit(z - lo, Lin(const=1), int(s0))] if s0 else []) + \
+            [Unit(z - p, Lin(const=1), int(c)) for p, c in kinks]
+        pts = sorted({lo, hi} | {p for p, _ in kinks})  # f is linear between these: extremes here
+        values = [f(p) - f0 for p in pts]
+        bound = max(abs(u.coef) * max(hi - lo, 0) for u in units)
+        result = self.block(node, label or node.label, units, min(values), max(values),
+                            unit_bound=bound) + f0
         if result.terms and self.slots[result.terms[-1][0]].source == "ffn":
             self._recipe[result] = (z, f, tuple(points))
         return result
@@ -201,6 +214,8 @@ class Lowerer:
         score = score_bound if score_bound is not None else \
             sum(self.magnitude(qi) * self.magnitude(ki) for qi, ki in zip(q, k))
         self.check_exact(node, "an attention score", score)
+        for lin in (*q, *k, *v):
+            self.check_sum(node, "the sum an attention head reads", lin)
         outs = []
         for lin, lab in zip(v, out_labels):
             lo, hi = self.range_of(lin)
@@ -417,6 +432,26 @@ class Lowerer:
             raise Rasp2dError(node.span, f"`{node.label}` over the range {lo}..{hi} has {last - first} "
                               f"steps of size {k}, more than {MAX_UNITS_PER_OP // 2}; narrow the range")
         return [p for m in range(first, last + 2) for p in (m * k - 1, m * k, m * k + 1)]
+
+
+def termwise_bound(slots, lin: Lin) -> int:
+    """The largest |partial sum| of `lin`'s terms, summed in any order, over the slots' ranges."""
+    return abs(lin.const) + sum(abs(c) * max(abs(slots[s].lo), abs(slots[s].hi)) for s, c in lin.terms)
+
+
+def check_sums_exact(low: Lowered) -> None:
+    """Every weight row of the final program (after fusion) sums exactly in float64.
+
+    Lowering checks each row as it builds it and names the expression; this re-checks the
+    program that becomes weights, so a later pass that widens a sum cannot slip through."""
+    rows = [(b.label, lin) for b in low.ffns for u in b.units for lin in (u.gate, u.value)]
+    rows += [(h.label, lin) for h in low.heads for lin in (*h.q, *h.k, *h.v)]
+    rows.append(("the output", low.output))
+    for label, lin in rows:
+        bound = termwise_bound(low.slots, lin)
+        if bound >= EXACT:
+            raise AssertionError(f"`{label}`: a weight row sums terms up to {bound} >= 2^53 "
+                                 "(internal error: lowering checked it before fusion)")
 
 
 def _replace_exact(slot: Slot, exact: bool) -> Slot:

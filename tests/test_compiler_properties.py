@@ -4,6 +4,8 @@ values."""
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
@@ -127,3 +129,31 @@ def test_one_times_an_int_of_a_bool_stays_an_int():
     res = compile_source(src, "fold.rasp2d")
     check_program(src, [[0, 1, 2, 1]])
     assert res.graph.node(res.graph.output).type.kind == "token"
+
+
+WIDE_DIGIT = """vocab { 0 1 2 3 4 5 6 7 8 9 }
+max_len 8
+let x = int(tokens, default=0)
+let v = (100 * prev(x, 1, default=0) + 10 * prev(x, 2, default=0) + x) * 16777216 + x - 1
+let r = v - 16777216 * (v // 16777216)
+emit token(clamp(r + 1, 0, 9) * int(r < 16))
+"""
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(0, 9), min_size=1, max_size=8))
+def test_wide_staircase_read_at_scale_is_exact(toks):
+    """Regression: `v // 2^24` over v in -1..1.7e10 starts on a slope, which PWL lowering kept
+    as an affine term that its units cancelled; `r` then read both, scaled by 2^24, as partial
+    sums near 2^58, and float64 lost r's low bits (found as a wrong byte of i32.rem_s in the WASM
+    machine).  The staircase's block now holds f(v) - f(lo) alone: every term stays small."""
+    res = _wide_digit_model()
+    want = evaluate(res.graph, toks)[res.graph.output]
+    assert want == toks
+    from rasp2d.backends.dense_forward import dense_forward
+    assert dense_forward(res.model, toks).next_tokens.tolist() == want
+
+
+@functools.cache
+def _wide_digit_model():
+    return compile_source(WIDE_DIGIT, "wide_digit.rasp2d")

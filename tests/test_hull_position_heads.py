@@ -54,7 +54,9 @@ def build_model(pick) -> CompiledModel:
         out = FIRST_OUT + 2 * h
         w["W_o"][0, out, h, 0] = 1
         w["W_o"][0, out + 1, h, 1] = 1
-        tie[0, h] = LATEST if pick() >= 0 else AVERAGE
+        # head 0's output is layer 1's key, which must be an integer as compiled keys are (a
+        # mean of several positions' values is not): head 0 keeps the latest maximiser
+        tie[0, h] = LATEST if h == 0 or pick() >= 0 else AVERAGE
     w["W_k"][1, 0, 0, FIRST_OUT] = 2
     w["W_k"][1, 0, 1, ONE] = 1
     w["W_q"][1, 0, 0, ONE] = 1
