@@ -381,6 +381,10 @@ class Lowerer:
                 return self.pwl(node, L[a], f, pts)
             case Abs(a):
                 return self.pwl(node, L[a], abs, (0,))
+            case Min(a, b) if self._clamp_of(a, b) is not None:
+                # clamp(x, lo, hi) is Min(Max(x, lo), hi): one PWL of x, one layer (not two)
+                x, lo, hi = self._clamp_of(a, b)
+                return self.pwl(node, L[x], lambda v: min(max(v, lo), hi), (lo, hi))
             case Min(a, b):
                 return L[a] - self.pwl(node, L[a] - L[b], lambda x: max(x, 0), (0,))
             case Max(a, b):
@@ -424,6 +428,16 @@ class Lowerer:
             case Tokens():
                 raise AssertionError("tokens are lowered as token-pure")
         raise Rasp2dError(node.span, f"`{node.label}`: no lowering for {type(op).__name__}")
+
+    def _clamp_of(self, a: int, b: int) -> tuple[int, int, int] | None:
+        """(x, lo, hi) when Min(a, b) is Min(Max(x, lo), hi) with constant bounds (a clamp)."""
+        inner, upper = self.graph.node(a).op, self.graph.node(b).op
+        if not (isinstance(inner, Max) and isinstance(upper, Const)):
+            return None
+        lower = self.graph.node(inner.b).op
+        if not isinstance(lower, Const) or lower.value > upper.value:
+            return None
+        return inner.a, lower.value, upper.value
 
     def _multiples(self, node: Node, lo: int, hi: int, k: int) -> list[int]:
         k = abs(k)

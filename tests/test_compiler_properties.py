@@ -157,3 +157,20 @@ def test_wide_staircase_read_at_scale_is_exact(toks):
 @functools.cache
 def _wide_digit_model():
     return compile_source(WIDE_DIGIT, "wide_digit.rasp2d")
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(-20, 20), st.integers(-20, 20), st.integers(0, 9))
+def test_clamp_is_one_pwl_layer(shift, lo, width):
+    """clamp(x, lo, hi) elaborates to Min(Max(x, lo), hi) but lowers as one PWL of x (two
+    kinks, one FFN layer), not a PWL of a PWL."""
+    hi = lo + width
+    src = (f"vocab {{ 0 1 2 3 4 5 6 7 8 9 }}\nmax_len 12\n"
+           f"emit token(clamp(indices * 3 + {shift}, {lo}, {hi}) - {lo})\n")
+    res = compile_source(src, "clamp.rasp2d")
+    assert res.model.n_layers == 1
+    toks = [0] * 12
+    want = [min(max(3 * i + shift, lo), hi) - lo for i in range(12)]
+    assert evaluate(res.graph, toks)[res.graph.output] == want
+    from rasp2d.backends.dense_forward import dense_forward
+    assert dense_forward(res.model, toks).next_tokens.tolist() == want

@@ -142,3 +142,21 @@ def test_rem_s_wide():
     """The depth-2 variant: ~6100 steps, each its own residual dimension (d_model ~6200, several
     GB of dense weights), hence slow."""
     assert check_rem_s("rem_s_from_quotient_wide", rem_s_pairs(100)).cost.depth == 2
+
+
+def _negate_program():
+    return compile_op(IMP, 6, "divide.negate_if_sign(x4, int(x5 == 1), (x0, x1, x2, x3))", 4)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(word_strategy(4), st.integers(0, 255), st.integers(0, 2)), min_size=1, max_size=60))
+def test_negate_if_sign(cases):
+    """-X mod 2^32 exactly when enabled and the sign byte says negative; X itself otherwise;
+    one layer (it sits in front of the division chain the signed and unsigned ops share)."""
+    op = _negate_program()
+    examples = [to_bytes(x, 4) + (t, en) for x, t, en in cases]
+    want = [to_bytes((-x) % 2 ** 32 if en == 1 and t >= 128 else x, 4) for x, t, en in cases]
+    check(op, examples, want, REF_EXAMPLES)
+    # one layer after its inputs (here en is itself a layer's test of x5)
+    assert op.cost.depth == 2
+    assert compile_op(IMP, 5, "divide.negate_if_sign(x4, 1, (x0, x1, x2, x3))", 4).cost.depth == 1
