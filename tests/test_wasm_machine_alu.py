@@ -72,30 +72,55 @@ DIVISORS = st.one_of(st.sampled_from([1, 2, 3, 7, 10, 255, 256, 257, 65535, 6553
                      st.integers(1, 2**32 - 1), st.integers(1, 300))
 
 
+DIVISIONS = ["div_u", "rem_u", "div_s", "rem_s"]
+
+
 @st.composite
 def division_programs(draw):
-    """Unsigned quotients and remainders with divisors of every byte length (each quotient byte
-    counted against the remainder the bytes above it leave), folded into one result."""
-    terms = [f"(i32.{draw(st.sampled_from(['div_u', 'rem_u']))} (i32.const {draw(WORDS)}) "
-             f"(i32.const {draw(DIVISORS)}))" for _ in range(draw(st.integers(2, 5)))]
+    """Quotients and remainders, unsigned and signed (the divisors read as signed too: 2^32 - 1
+    is -1), with divisors of every byte length (each quotient byte counted against the
+    remainder the bytes above it leave), folded into one result."""
+    terms = []
+    for _ in range(draw(st.integers(2, 5))):
+        op, n, d = draw(st.sampled_from(DIVISIONS)), draw(WORDS), draw(DIVISORS)
+        if op == "div_s" and n == 0x80000000 and d == 0xFFFFFFFF:
+            d = 1  # the overflow trap has its own test
+        terms.append(f"(i32.{op} (i32.const {n}) (i32.const {d}))")
     body = "\n ".join(f"(local.set 0 (i32.xor (i32.add (local.get 0) (local.get 0)) {t}))"
                       for t in terms)
     return f'(module (func (export "main") (result i32) (local i32) {body} (local.get 0)))'
 
 
-def test_div_u_rem_u_edges_and_divide_by_zero_trap():
+def i32_divisions(n: int, d: int) -> tuple[int, int, int, int]:
+    """div_u, rem_u, div_s, rem_s by WASM's rules (signed: truncate towards zero, the remainder
+    takes the dividend's sign), written here independently of the reference interpreter."""
+    sn, sd = n - (n >> 31 << 32), d - (d >> 31 << 32)
+    q = abs(sn) // abs(sd) * (1 if (sn < 0) == (sd < 0) else -1)
+    return n // d, n % d, q & 0xFFFFFFFF, (sn - q * sd) & 0xFFFFFFFF
+
+
+def test_divisions_edges_and_traps():
     pairs = [(0xFFFFFFFF, 1), (0xFFFFFFFF, 0xFFFFFFFF), (0x80000000, 3), (12345678, 256),
-             (0xFEDCBA98, 0x10001), (7, 0x80000000), (1000000007, 97), (0, 5)]
+             (0xFEDCBA98, 0x10001), (7, 0x80000000), (1000000007, 97), (0, 5),
+             (0xFFFFFFF6, 2), (0xFFFFFFF6, 3), (10, 0xFFFFFFFD), (0xFFFFFFF6, 0xFFFFFFFD),
+             (0x80000000, 0xFFFFFFFE), (0x80000000, 0x80000000), (0x7FFFFFFF, 0x80000000),
+             (0x80000000, 1), (0x80000001, 0xFFFFFF00)]
     body = "\n ".join(f"(local.set 0 (i32.xor (i32.add (local.get 0) (local.get 0)) "
                       f"(i32.{op} (i32.const {n}) (i32.const {d}))))"
-                      for n, d in pairs for op in ("div_u", "rem_u"))
+                      for n, d in pairs for op in DIVISIONS)
     run = check(f'(module (func (export "main") (result i32) (local i32) {body} (local.get 0)))')
     acc = 0
     for n, d in pairs:
-        for r in (n // d, n % d):
+        for r in i32_divisions(n, d):
             acc = ((2 * acc) & 0xFFFFFFFF) ^ r
     assert run.results == (acc,)
-    for op in ("div_u", "rem_u"):
+    # INT_MIN rem_s -1 is 0; INT_MIN div_s -1 traps
+    assert check('(module (func (export "main") (result i32) '
+                 '(i32.rem_s (i32.const 0x80000000) (i32.const -1))))').results == (0,)
+    overflow = check('(module (func (export "main") (result i32) '
+                     '(i32.div_s (i32.const 0x80000000) (i32.const -1))))')
+    assert overflow.trace[-1] == "TRAP_integer_overflow"
+    for op in DIVISIONS:
         trapped = check(f'(module (func (export "main") (result i32) (local i32) '
                         f'(local.set 0 (i32.const 5)) (i32.{op} (i32.const 9) (local.get 1))))'
                         .replace("(local i32)", "(local i32 i32)"))
@@ -104,12 +129,12 @@ def test_div_u_rem_u_edges_and_divide_by_zero_trap():
 
 @settings(max_examples=1, deadline=None, suppress_health_check=list(HealthCheck))
 @given(division_programs())
-def test_div_u_rem_u_hull_equal_reference_trace(src):
+def test_divisions_hull_equal_reference_trace(src):
     check(src)
 
 
 @pytest.mark.slow
 @settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
 @given(division_programs())
-def test_div_u_rem_u_hull_equal_reference_trace_long(src):
+def test_divisions_hull_equal_reference_trace_long(src):
     check(src)
