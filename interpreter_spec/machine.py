@@ -27,7 +27,7 @@ SUPPORTED_OPS = frozenset({
     Op.I32_STORE8, Op.I32_STORE16, Op.SELECT, Op.GETCHAR,
     Op.I32_MUL, Op.I32_SHL, Op.I32_SHR_U, Op.I32_SHR_S, Op.I32_ROTL, Op.I32_ROTR,
     Op.I32_CLZ, Op.I32_CTZ, Op.I32_POPCNT, Op.I32_EXTEND8_S, Op.I32_EXTEND16_S,
-    Op.I32_DIV_U, Op.I32_REM_U, Op.I32_DIV_S, Op.I32_REM_S, Op.BR_TABLE, Op.I64_CONST, Op.I64_STORE, Op.UNREACHABLE,
+    Op.I32_DIV_U, Op.I32_REM_U, Op.I32_DIV_S, Op.I32_REM_S, Op.CALL_INDIRECT, Op.BR_TABLE, Op.I64_CONST, Op.I64_STORE, Op.UNREACHABLE,
     Op.MEMORY_SIZE,
     Op.I64_LOAD,
     Op.I64_LOAD8_S,
@@ -80,6 +80,9 @@ MAX_MEMORY_PAGES = 256
 """Memory addresses are clamped to 2^24 in wasm.rasp2d so that look-up scores stay exact
 float64 integers; a memory may not start larger than this."""
 
+MAX_TABLE = 4096
+"""call_indirect reads table element min(index, 4095) (wasm.rasp2d): a larger table is refused."""
+
 
 class UnsupportedByMachine(ValueError):
     """The program uses something the compiled machine does not execute yet."""
@@ -96,6 +99,10 @@ def check_supported(layout) -> None:
             raise UnsupportedByMachine(f"the memory starts with {limits.minimum} pages; the compiled "
                                        f"machine addresses at most {MAX_MEMORY_PAGES} pages (use "
                                        "--backend reference)")
+    n_elements = prog.tables[0].limits.minimum if prog.tables else 0
+    if n_elements > MAX_TABLE:
+        raise UnsupportedByMachine(f"the table has {n_elements} elements; the compiled machine "
+                                   f"reads at most {MAX_TABLE} (use --backend reference)")
     for pc, ins in enumerate(prog.code):
         if ins.op not in SUPPORTED_OPS:
             raise UnsupportedByMachine(f"pc {pc}: {ins.op.text} is not implemented by the compiled "

@@ -144,3 +144,60 @@ def test_memory_size_reads_the_page_count_and_unreachable_traps(pages, trap):
     run = check(src)
     assert (run.trap is not None) == trap
     assert trap or run.results == (pages,)
+
+
+def call_indirect_program(indices: list[int]) -> str:
+    """A chain of call_indirect through a table of five slots: two signatures, a callee with
+    extra locals (its Z run comes from the table entry), one slot of the wrong type and a null
+    slot; an index past the table is undefined."""
+    calls = "".join(f"(local.set 0 (call_indirect (type $un) (local.get 0) (i32.const {i})))"
+                    for i in indices)
+    return f"""(module
+ (type $un (func (param i32) (result i32)))
+ (type $k (func (result i32)))
+ (table 5 funcref)
+ (elem (i32.const 0) $double $inc $seven $double)
+ (func $double (param i32) (result i32) (local i32 i64 i32)
+   (local.set 1 (i32.add (local.get 0) (local.get 0))) (local.get 1))
+ (func $inc (param i32) (result i32) (i32.add (local.get 0) (i32.const 1)))
+ (func $seven (result i32) (i32.const 7))
+ (func (export "main") (result i32) (local i32) (local.set 0 (i32.const 3)) {calls} (local.get 0)))"""
+
+
+CALLEES = {0: lambda x: 2 * x, 1: lambda x: x + 1, 3: lambda x: 2 * x}
+TABLE_TRAPS = {2: "TRAP_indirect_call_type_mismatch", 4: "TRAP_uninitialized_element"}
+
+
+@settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(st.one_of(st.integers(0, 1), st.integers(0, 6), st.integers(-2**31, 2**31 - 1)),
+                min_size=1, max_size=5))
+def test_call_indirect_calls_the_table_entry_or_traps(indices):
+    run = check(call_indirect_program(indices))
+    x = 3
+    for i in indices:
+        if i not in CALLEES:
+            assert run.trace[-1] == TABLE_TRAPS.get(i, "TRAP_undefined_element")
+            return
+        x = CALLEES[i](x) & 0xFFFFFFFF
+    assert run.results == (x,)
+
+
+def test_call_indirect_each_table_trap():
+    for i, trap in [*TABLE_TRAPS.items(), (5, "TRAP_undefined_element"), (-1, "TRAP_undefined_element")]:
+        assert check(call_indirect_program([0, i, 1])).trace[-1] == trap
+
+
+@pytest.mark.slow
+def test_call_stack_exhausted_when_the_frame_base_passes_the_format_limit():
+    """A frame base above 0xFFFF cannot be written as FH FL: the call traps there (the plain
+    interpreter's 10000-frame limit is not what the tokens carry)."""
+    src = """(module
+ (func $deep (param i32) (result i32) (local i64 i64 i64 i64 i64 i64 i64 i64 i64 i64)
+   (if (result i32) (local.get 0)
+     (then (call $deep (i32.sub (local.get 0) (i32.const 1)))) (else (i32.const 0))))
+ (func (export "main") (result i32) (call $deep (i32.const 100000))))"""
+    layout = build_layout(load_program(src, "wat"))
+    check_supported(layout)
+    run = run_traced(layout, "main", max_steps=200_000)
+    assert run.trace[-1] == "TRAP_call_stack_exhausted"
+    assert hull_trace(run) == list(run.trace)
