@@ -47,12 +47,19 @@ class Lowerer:
         self._squares: dict[Lin, Lin] = {}
         self._known: dict[Lin, tuple[int, int]] = {}  # node-level ranges, tighter than slot sums
         self._recipe: dict[Lin, tuple[Lin, Callable[[int], int], tuple[int, ...]]] = {}  # PWL results
+        self._depth: list[int] = [0]  # by slot: ops on the longest chain that writes it
 
     # ----------------------------------------------------------------- slots & ranges
-    def new_slot(self, label: str, source, lo: int, hi: int, **kw) -> int:
+    def new_slot(self, label: str, source, lo: int, hi: int, reads: Iterable[int] = (), **kw) -> int:
+        """A new slot; `reads` are the slots its producer reads (for the depth estimate)."""
         sid = len(self.slots)
         self.slots.append(Slot(sid, label, source, lo, hi, **kw))
+        self._depth.append(1 + max((self._depth[r] for r in reads), default=-1))
         return sid
+
+    def depth(self, lin: Lin) -> int:
+        """Ops on the longest chain up to `lin` (a lower bound on its layer, before scheduling)."""
+        return max((self._depth[s] for s in lin.slots()), default=0)
 
     def pos(self) -> int:
         if self._pos is None:
@@ -122,7 +129,7 @@ class Lowerer:
             vals = tuple(sum(u.coef * max(self.token_eval(u.gate, t), 0) * self.token_eval(u.value, t)
                              for u in units) for t in range(len(self.graph.vocab)))
             return self.token_slot(vals, label)
-        out = self.new_slot(label, "ffn", lo, hi)
+        out = self.new_slot(label, "ffn", lo, hi, reads={s for u in units for s in u.gate.slots() | u.value.slots()})
         self.ffns.append(FfnBlock(len(self.ffns), label, tuple(units), out))
         return Lin.of(out)
 
@@ -189,6 +196,7 @@ class Lowerer:
             return b * a.const
         if b.is_const:
             return a * b.const
+        fusable = []
         for x, y in ((a, b), (b, a)):
             # x = f(z) came out of an FFN: compute f(z) * y directly from z in one FFN instead
             # of two (saves a layer per link of compare -> and -> select chains)
@@ -196,7 +204,12 @@ class Lowerer:
                 z, f, pts = self._recipe[x]
                 zlo, zhi = self.range_of(z)
                 if (max(abs(zlo), abs(zhi)) + 1) * (zhi - zlo + 1) * self.magnitude(y) < EXACT:
-                    return self.gated_pwl(node, z, f, pts, y, label)
+                    fusable.append((max(self.depth(z), self.depth(y)), z, f, pts, y))
+        if fusable:
+            # both factors may be PWL results: fuse the one whose own input and partner are
+            # ready first (a gate applied to a clamp should not wait for the clamp)
+            _, z, f, pts, y = min(fusable, key=lambda c: c[0])
+            return self.gated_pwl(node, z, f, pts, y, label)
         if (ahi - alo) * max(abs(blo), abs(bhi)) > (bhi - blo) * max(abs(alo), abs(ahi)):
             a, b, (alo, ahi), (blo, bhi) = b, a, (blo, bhi), (alo, ahi)
         prods = [(x - alo) * y for x in (alo, ahi) for y in (blo, bhi)]
@@ -219,7 +232,8 @@ class Lowerer:
         outs = []
         for lin, lab in zip(v, out_labels):
             lo, hi = self.range_of(lin)
-            outs.append(self.new_slot(lab, "head", lo, hi, exact=exact))
+            outs.append(self.new_slot(lab, "head", lo, hi, exact=exact,
+                                      reads={s for l in (*q, *k, *v) for s in l.slots()}))
         self.heads.append(Head(len(self.heads), label, q, k, v, tie, tuple(outs)))
         return tuple(Lin.of(s) for s in outs)
 

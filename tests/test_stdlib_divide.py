@@ -144,8 +144,8 @@ def test_rem_s_wide():
     assert check_rem_s("rem_s_from_quotient_wide", rem_s_pairs(100)).cost.depth == 2
 
 
-def _negate_program():
-    return compile_op(IMP, 6, "divide.negate_if_sign(x4, int(x5 == 1), (x0, x1, x2, x3))", 4)
+def _negate_program(fn: str = "negate_if_sign"):
+    return compile_op(IMP, 6, f"divide.{fn}(x4, int(x5 == 1), (x0, x1, x2, x3))", 4)
 
 
 @settings(max_examples=40, deadline=None)
@@ -160,3 +160,8 @@ def test_negate_if_sign(cases):
     # one layer after its inputs (here en is itself a layer's test of x5)
     assert op.cost.depth == 2
     assert compile_op(IMP, 5, "divide.negate_if_sign(x4, 1, (x0, x1, x2, x3))", 4).cost.depth == 1
+    # negated_when: the same, times en, still in one layer
+    gated = _negate_program("negated_when")
+    check(gated, examples, [w if en == 1 else (0, 0, 0, 0) for w, (_, _, en) in zip(want, cases)],
+          REF_EXAMPLES)
+    assert gated.cost.depth == 2
