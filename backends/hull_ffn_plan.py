@@ -9,7 +9,7 @@ row, up to an integer factor) form a group: ``gate_u = a_u * s + c_u`` with ``s 
 for an integer ``s`` the set of active units (``gate > 0``) changes only at integer
 breakpoints, and one binary search over them finds it.
 
-Two group kinds:
+Group kinds:
 
 * ``TABLE``: every unit's value is a constant.  Between two breakpoints the group's whole
   output is affine in ``s``: ``delta[o] += s * A + B`` for a few entries ``(o, A, B)`` per
@@ -17,6 +17,26 @@ Two group kinds:
 * ``SELECT``: values read the stream.  Units with ``a > 0`` are active on a prefix of their
   list sorted by threshold, units with ``a < 0`` on a suffix of theirs; only those are
   evaluated (``gate = a s + c``, the value row's dot, the out row's scatter).
+* ``CHANNEL``: a SELECT group whose units share a few value rows ("channels"): the
+  WASM machine's look-ups by address are hats ``relu(s-k+1) - 2 relu(s-k) + relu(s-k-1)``
+  times a stream value, hundreds of units of which a third are active at any ``s`` and
+  cancel.  Per channel and output dimension the summed gates are one piecewise-linear
+  function of ``s``, so between two breakpoints the group adds ``(s A + B) * (value . x)``
+  for a few entries ``(channel, dim, A, B)``.  That equals the unit-by-unit sum when every
+  gate, value, product and partial sum the units would form is an integer below 2^53: the
+  step checks that every dimension the values read is an integer, and with their largest
+  magnitude ``m`` that ``(P |s| + Q) m < 2^52`` (``P``, ``Q`` per interval: the largest
+  ``sum |w a| |v|_1`` and ``sum |w c| |v|_1`` over one output's active units; half of 2^53
+  covers the check's own rounding), else it runs the SELECT path.
+* ``LINEAR``: units whose gate is a positive constant ``c`` (no input) and whose value reads
+  the stream: ``delta += out * (c * value . x)``, a linear map.  Such units are copies and
+  erasures of residual dimensions (hundreds per layer in the WASM machine), and most of
+  them read a dimension that is zero at this position.  A unit whose value dimensions are
+  all zero adds ``+-0`` to ``delta`` (which changes no sum: ``delta`` starts at ``+0`` and
+  never holds ``-0``), so LINEAR groups (the units of one constant-gate direction that read
+  the same value dimensions) are woken by their *value* dimensions, like other groups by
+  their gate inputs.  They need no guard: their gate is the constant ``c`` that a SELECT
+  group of no input would use.
 
 Exactness.  A group is used only when the step could not tell it apart from evaluating its
 units one by one: all its gate weights and constants are integers, and at run time the
@@ -49,13 +69,16 @@ what its members would add one by one; when it fails, the members run one by one
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
 
+from rasp2d.backends.hull_kernels import GROUP_CHANNEL as CHANNEL
 from rasp2d.backends.hull_kernels import GROUP_FAMILY as FAMILY
+from rasp2d.backends.hull_kernels import GROUP_LINEAR as LINEAR
 from rasp2d.backends.hull_kernels import GROUP_SELECT as SELECT
 from rasp2d.backends.hull_kernels import GROUP_TABLE as TABLE
 from rasp2d.backends.model_file import CompiledModel
@@ -78,10 +101,11 @@ class FfnPlan:
     layer_groups: np.ndarray  # [L + 1] int64
     layer_generic: np.ndarray  # [L + 1] int64: range into generic_units
     generic_units: np.ndarray  # [n] int64: units evaluated one by one, always
-    group_kind: np.ndarray  # [NG] int64: TABLE or SELECT
+    group_kind: np.ndarray  # [NG] int64: TABLE, SELECT, FAMILY or LINEAR
     group_bound: np.ndarray  # [NG] float64: guard on sum |r_j x_j|
     group_units: np.ndarray  # [NG, 2] int64: the group's unit range (the fallback)
-    in_ptr: np.ndarray  # [NG + 1] int64: the direction r as sparse (dim, weight)
+    in_ptr: np.ndarray  # [NG + 1] int64: the direction r as sparse (dim, weight); LINEAR:
+    #                     the value dimensions that wake the group (weights 0, unused)
     in_dim: np.ndarray  # int64
     in_w: np.ndarray  # float64
     bp_ptr: np.ndarray  # [NG + 1] int64: TABLE breakpoints (sorted); interval k = #bp <= s
@@ -91,7 +115,14 @@ class FfnPlan:
     ent_dim: np.ndarray  # int64
     ent_a: np.ndarray  # float64: delta[dim] += s * a + b
     ent_b: np.ndarray  # float64
-    rise_ptr: np.ndarray  # [NG + 1] int64: SELECT units with a > 0, sorted by threshold t:
+    ent_unit: np.ndarray  # int64: CHANNEL entries: the unit whose value row is the channel
+    #                       (delta[dim] += (s * a + b) * value . x); -1 in TABLE entries
+    iv_p: np.ndarray  # [len(iv_ptr) - 1] float64: CHANNEL intervals' exactness check P, Q
+    iv_q: np.ndarray  # float64                   (0 for other groups' intervals)
+    ch_vptr: np.ndarray  # [NG + 1] int64: ch_vdim[ch_vptr[g]:ch_vptr[g + 1]] the values read
+    ch_vdim: np.ndarray  # int64
+    rise_ptr: np.ndarray  # [NG + 1] int64: SELECT (and LINEAR) units with a > 0 (LINEAR and
+    #                       constant gates: a = 0, t = -inf), sorted by threshold t:
     rise_t: np.ndarray  # float64        active iff s >= t
     rise_unit: np.ndarray  # int64
     rise_a: np.ndarray  # float64
@@ -182,6 +213,7 @@ class _Unit:
     value: int | None  # constant value (TABLE), None when the value row reads the stream
     value_abs: int  # sum of |W_val[u, j] * value_j| (constant values)
     out: dict[int, int] | None  # integer out row, None when it has fractional weights
+    value_dims: tuple[int, ...]  # every dimension the value row reads
 
 
 def _limit(constraints) -> int:
@@ -310,6 +342,73 @@ def _fold_zero(bps, intervals, members: list[_Unit], bound: int, budget: dict[in
     return rel, new_bound, zero
 
 
+def _channel_table(model: CompiledModel, members: list[_Unit], index, cap: int):
+    """A SELECT group as channel entries per interval (module docstring, ``CHANNEL``):
+    ``(bps, intervals of (unit, dim, A, B), per interval (P, Q), value dims)``, or None when
+    the values or outputs are not integer rows, or the table is larger than ``cap`` entries
+    or not smaller than the units it replaces."""
+    rows = {}
+    chan = []
+    for u in members:
+        v = model.W_val[u.ref.layer, u.ref.unit]
+        nz = np.flatnonzero(v)
+        w = [_int(v[j]) for j in nz]
+        if u.out is None or any(x is None for x in w):
+            return None
+        key = tuple(zip((int(j) for j in nz), w))
+        chan.append(rows.setdefault(key, index[id(u)]))
+    v1 = {rep: sum(abs(w) for _, w in key) for key, rep in rows.items()}
+    rise, fall = [], []
+    for u, ch in zip(members, chan):
+        if u.a > 0:
+            rise.append((math.floor(Fraction(-u.c, u.a)) + 1, u, ch))
+        elif u.a < 0:
+            fall.append((math.ceil(Fraction(-u.c, u.a)), u, ch))
+    bps = sorted({t for t, _, _ in rise} | {t for t, _, _ in fall})
+    A: dict[tuple[int, int], int] = {}
+    B: dict[tuple[int, int], int] = {}
+    # per output dim, over its active units: sum |w a| |v|_1 and sum |w c| |v|_1 (a unit's
+    # gate, value dot, product and out term are at most its share of P |s| + Q times m)
+    P: dict[int, int] = {}
+    Q: dict[int, int] = {}
+
+    def add(u: _Unit, ch: int, sign: int) -> None:
+        for o, w in u.out.items():
+            A[ch, o] = A.get((ch, o), 0) + sign * u.a * w
+            B[ch, o] = B.get((ch, o), 0) + sign * u.c * w
+            P[o] = P.get(o, 0) + sign * abs(w * u.a) * v1[ch]
+            Q[o] = Q.get(o, 0) + sign * abs(w * u.c) * v1[ch]
+
+    active = 0
+    for u, ch in zip(members, chan):
+        if u.a < 0 or (u.a == 0 and u.c > 0):
+            add(u, ch, 1)
+            active += 1
+    at: dict[int, list] = {}
+    for t, u, ch in rise:
+        at.setdefault(t, []).append((u, ch, 1))
+    for t, u, ch in fall:
+        at.setdefault(t, []).append((u, ch, -1))
+    intervals, pq, total, active_total = [], [], 0, 0
+    for i in range(len(bps) + 1):
+        if i:
+            for u, ch, sign in at[bps[i - 1]]:
+                add(u, ch, sign)
+                active += sign
+        entries = [(ch, o, A[ch, o], B.get((ch, o), 0)) for ch, o in sorted(A)
+                   if A[ch, o] or B.get((ch, o), 0)]
+        total += len(entries)
+        active_total += active
+        if total > cap:
+            return None
+        intervals.append(entries)
+        pq.append((max(P.values(), default=0), max(Q.values(), default=0)))
+    if 2 * total > active_total:  # the table must save work where the units are active
+        return None
+    vdims = sorted({j for key in rows for j, _ in key})
+    return bps, intervals, pq, vdims
+
+
 FAMILY_MIN = 4  # fewer same-table groups gain nothing from one search per breakpoint
 
 
@@ -383,7 +482,9 @@ def plan_ffn(model: CompiledModel, table_cap: int = 16) -> FfnPlan:
     kinds, bounds, granges = [], [], []
     in_ptr, in_dim, in_w = [0], [], []
     bp_ptr, bp, iv_ptr = [0], [], [0]
-    ent_dim, ent_a, ent_b = [], [], []
+    ent_dim, ent_a, ent_b, ent_unit = [], [], [], []
+    iv_pq: dict[int, tuple[float, float]] = {}  # CHANNEL intervals: (P, Q)
+    ch_vdims: dict[int, list[int]] = {}
     sel = {"rise": ([0], [], [], [], []), "fall": ([0], [], [], [], [])}
     constant, z_ptr, z_dim, z_b, zl_ptr, zl_dim, zl_val = [], [0], [], [], [0], [], []
     for l in range(model.n_layers):
@@ -427,7 +528,8 @@ def plan_ffn(model: CompiledModel, table_cap: int = 16) -> FfnPlan:
             out = None if any(w is None for w in out_w) else dict(zip((int(o) for o in out_nz), out_w))
             groups.setdefault(key, []).append(
                 _Unit(ref, a, c, int(math.ceil(const_abs)), value,
-                      0 if value_abs is None else int(math.ceil(value_abs)), out))
+                      0 if value_abs is None else int(math.ceil(value_abs)), out,
+                      tuple(int(j) for j in np.flatnonzero(vrow))))
         layer_budget: dict[int, int] = {}  # per dim: bound on the partial sums of folded groups
         layer_zero: dict[int, int] = {}
         for (dims, weights), members in groups.items():
@@ -435,6 +537,8 @@ def plan_ffn(model: CompiledModel, table_cap: int = 16) -> FfnPlan:
             if gate_bound < 0:
                 loose += [u.ref for u in members]
                 continue
+            if not dims:  # LINEAR sub-groups (below) are contiguous unit ranges
+                members = sorted(members, key=lambda u: u.value_dims)
             first = len(units_out)
             units_out += [u.ref for u in members]
             index = {id(u): first + i for i, u in enumerate(members)}
@@ -459,10 +563,35 @@ def plan_ffn(model: CompiledModel, table_cap: int = 16) -> FfnPlan:
                         ent_dim.append(o)
                         ent_a.append(float(a))
                         ent_b.append(float(b))
+                        ent_unit.append(-1)
                     iv_ptr.append(len(ent_dim))
+            elif not dims:
+                for vdims, sub_members in itertools.groupby(members, key=lambda u: u.value_dims):
+                    sub_members = list(sub_members)
+                    lo = index[id(sub_members[0])]
+                    kinds.append(LINEAR)
+                    bounds.append(float(gate_bound))
+                    granges.append((lo, lo + len(sub_members)))
+                    ptr, ts, us, aa, cc = sel["rise"]
+                    for u in sub_members:
+                        ts.append(-math.inf)
+                        us.append(index[id(u)])
+                        aa.append(0.0)
+                        cc.append(float(u.c))
+                    sel["rise"][0].append(len(ts))
+                    sel["fall"][0].append(len(sel["fall"][1]))
+                    iv_ptr.append(len(ent_dim))  # one empty interval keeps iv_ptr's layout
+                    bp_ptr.append(len(bp))
+                    constant.append(False)
+                    z_ptr.append(len(z_dim))
+                    in_dim += list(vdims)
+                    in_w += [0.0] * len(vdims)
+                    in_ptr.append(len(in_dim))
+                continue
             else:
-                kinds.append(SELECT)
                 bound = gate_bound
+                chans = _channel_table(model, members, index, table_cap * len(members) + 64)
+                kinds.append(SELECT if chans is None else CHANNEL)
                 rise = sorted((math.floor(Fraction(-u.c, u.a)) + 1, index[id(u)], u)
                               for u in members if u.a > 0)
                 fall = sorted((math.ceil(Fraction(-u.c, u.a)), index[id(u)], u)
@@ -476,7 +605,20 @@ def plan_ffn(model: CompiledModel, table_cap: int = 16) -> FfnPlan:
                         us.append(i)
                         aa.append(float(u.a))
                         cc.append(float(u.c))
-                iv_ptr.append(len(ent_dim))  # one empty interval keeps iv_ptr's layout
+                if chans is None:
+                    iv_ptr.append(len(ent_dim))  # one empty interval keeps iv_ptr's layout
+                else:
+                    cbps, cintervals, cpq, vdims = chans
+                    bp += [float(t) for t in cbps]
+                    for entries, (pk, qk) in zip(cintervals, cpq):
+                        for ch, o, a, b in entries:
+                            ent_dim.append(o)
+                            ent_a.append(float(a))
+                            ent_b.append(float(b))
+                            ent_unit.append(ch)
+                        iv_ptr.append(len(ent_dim))
+                        iv_pq[len(iv_ptr) - 2] = (float(pk), float(qk))
+                    ch_vdims[len(kinds) - 1] = vdims
             for name in ("rise", "fall"):
                 sel[name][0].append(len(sel[name][1]))
             bp_ptr.append(len(bp))
@@ -554,6 +696,8 @@ def plan_ffn(model: CompiledModel, table_cap: int = 16) -> FfnPlan:
         """Does group g add nothing when its inputs are zero (s = 0)?"""
         if kinds[g] == FAMILY:
             return idle_at_zero(fam_rep[g])
+        if kinds[g] == LINEAR:
+            return True  # every value dimension zero: each unit adds +-0
         if kinds[g] == TABLE:
             base = bp_ptr[g] + g + sum(1 for t in bp[bp_ptr[g]:bp_ptr[g + 1]] if t <= 0)
             return not any(ent_b[iv_ptr[base]:iv_ptr[base + 1]])  # s A + 0 at s = 0
@@ -583,6 +727,12 @@ def plan_ffn(model: CompiledModel, table_cap: int = 16) -> FfnPlan:
         wake_ptr.append(len(wake_dim))
 
     i64, f64 = np.int64, np.float64
+    n_all = len(kinds)
+    ch_vptr = [0]
+    ch_vdim: list[int] = []
+    for g in range(n_all):
+        ch_vdim += ch_vdims.get(g, [])
+        ch_vptr.append(len(ch_vdim))
     return FfnPlan(
         units=tuple(units_out), layer_groups=arr(layer_groups, i64),
         layer_generic=arr(layer_generic, i64), generic_units=arr(generic, i64),
@@ -591,6 +741,10 @@ def plan_ffn(model: CompiledModel, table_cap: int = 16) -> FfnPlan:
         in_ptr=arr(in_ptr, i64), in_dim=arr(in_dim, i64), in_w=arr(in_w, f64),
         bp_ptr=arr(bp_ptr, i64), bp=arr(bp, f64), iv_ptr=arr(iv_ptr, i64),
         ent_dim=arr(ent_dim, i64), ent_a=arr(ent_a, f64), ent_b=arr(ent_b, f64),
+        ent_unit=arr(ent_unit, i64),
+        iv_p=arr([iv_pq.get(i, (0.0, 0.0))[0] for i in range(len(iv_ptr) - 1)], f64),
+        iv_q=arr([iv_pq.get(i, (0.0, 0.0))[1] for i in range(len(iv_ptr) - 1)], f64),
+        ch_vptr=arr(ch_vptr, i64), ch_vdim=arr(ch_vdim, i64),
         rise_ptr=arr(sel["rise"][0], i64), rise_t=arr(sel["rise"][1], f64),
         rise_unit=arr(sel["rise"][2], i64), rise_a=arr(sel["rise"][3], f64),
         rise_c=arr(sel["rise"][4], f64),

@@ -86,6 +86,7 @@ META_LEN = 8
 LATEST_TIE = 0  # rasp2d.backends.model_file.LATEST
 AVERAGE_TIE = 1  # rasp2d.backends.model_file.AVERAGE
 
+EXACT_HALF = 2.0 ** 52  # CHANNEL tables' bound: 2^53 with room for the check's rounding
 KEY_LIMIT = 2.0 ** 52  # |key coordinate| bound: differences stay exact integers
 SCORE_LIMIT = 2.0 ** 53  # strict bound on |q_x k_x| + |q_y k_y|: scores are exact integers
 
@@ -105,8 +106,8 @@ HEAD_ROWS = 8  # q0 q1 k0 k1 v0 v1 out0 out1
 UNIT_ROWS = 3  # gate value out
 # head modes of the decoding step (rasp2d.backends.sparse_program decides)
 HEAD_HULL, HEAD_POSITION = 0, 1
-# FFN group kinds (rasp2d.backends.hull_ffn_plan: TABLE, SELECT, FAMILY)
-GROUP_TABLE, GROUP_SELECT, GROUP_FAMILY = 0, 1, 2
+# FFN group kinds (rasp2d.backends.hull_ffn_plan: TABLE, SELECT, FAMILY, LINEAR, CHANNEL)
+GROUP_TABLE, GROUP_SELECT, GROUP_FAMILY, GROUP_LINEAR, GROUP_CHANNEL = 0, 1, 2, 3, 4
 # decode_loop status codes
 DONE, NEED_ROOM, FAILED = 0, 1, 2
 
@@ -785,6 +786,33 @@ def _unit(ptr, idx, val, ub, u, x, delta):
 
 
 @njit(cache=True, _nrt=False, inline='always')
+def _channels(g, s, x, delta, ptr, idx, val, ub, ffn):
+    """CHANNEL group ``g``'s output for gate score ``s`` added to ``delta``; False (nothing
+    added) when its exactness check fails (a value input is fractional, or large enough
+    that a unit's terms could round), and the caller runs it as a SELECT group."""
+    bp_ptr, bp, iv_ptr, ent_dim, ent_a, ent_b = ffn[9], ffn[10], ffn[11], ffn[12], ffn[13], ffn[14]
+    ent_unit, iv_p, iv_q, ch_vptr, ch_vdim = ffn[45], ffn[46], ffn[47], ffn[48], ffn[49]
+    m = 0.0
+    ints = True
+    for e in range(ch_vptr[g], ch_vptr[g + 1]):  # branch-free: most dims pass
+        xj = x[ch_vdim[e]]
+        m = max(m, abs(xj))
+        ints = ints & (xj == math.floor(xj))  # (False for NaN and infinities too)
+    iv = bp_ptr[g] + g + _count_le(bp, bp_ptr[g], bp_ptr[g + 1], s)
+    if not (ints and (iv_p[iv] * abs(s) + iv_q[iv]) * m < EXACT_HALF):
+        return False
+    last = -1
+    vx = 0.0
+    for e in range(iv_ptr[iv], iv_ptr[iv + 1]):
+        u = ent_unit[e]
+        if u != last:  # entries of one channel are adjacent: one value dot per channel
+            vx = _dot(ptr, idx, val, ub + UNIT_ROWS * u + 1, x)
+            last = u
+        delta[ent_dim[e]] += (s * ent_a[e] + ent_b[e]) * vx
+    return True
+
+
+@njit(cache=True, _nrt=False, inline='always')
 def _group(g, x, delta, ptr, idx, val, ub, ffn):
     """Group ``g``'s output added to ``delta`` (see :mod:`rasp2d.backends.hull_ffn_plan`)."""
     (kind, bound, gunits, in_ptr, in_dim, in_w, bp_ptr, bp, iv_ptr, ent_dim, ent_a, ent_b,
@@ -811,7 +839,7 @@ def _group(g, x, delta, ptr, idx, val, ub, ffn):
         iv = bp_ptr[g] + g + _count_le(bp, bp_ptr[g], bp_ptr[g + 1], s)
         for e in range(iv_ptr[iv], iv_ptr[iv + 1]):
             delta[ent_dim[e]] += s * ent_a[e] + ent_b[e]
-    else:
+    elif not (kind[g] == GROUP_CHANNEL and _channels(g, s, x, delta, ptr, idx, val, ub, ffn)):
         n = _count_le(rise_t, rise_ptr[g], rise_ptr[g + 1], s)
         for e in range(rise_ptr[g], rise_ptr[g] + n):
             r = ub + UNIT_ROWS * rise_unit[e]
@@ -822,6 +850,16 @@ def _group(g, x, delta, ptr, idx, val, ub, ffn):
             r = ub + UNIT_ROWS * fall_unit[e]
             gate = fall_a[e] * s + fall_c[e]
             _scatter(ptr, idx, val, r + 2, gate * _dot(ptr, idx, val, r + 1, x), delta)
+
+
+@njit(cache=True, _nrt=False, inline='always')
+def _linear(g, x, delta, ptr, idx, val, ub, ffn):
+    """LINEAR group ``g``: units of a constant gate ``c``, each ``out * (c * value . x)``,
+    exactly what :func:`_unit` computes (its gate dot is ``c``)."""
+    rise_ptr, rise_unit, rise_c = ffn[15], ffn[17], ffn[19]
+    for e in range(rise_ptr[g], rise_ptr[g + 1]):
+        r = ub + UNIT_ROWS * rise_unit[e]
+        _scatter(ptr, idx, val, r + 2, rise_c[e] * _dot(ptr, idx, val, r + 1, x), delta)
 
 
 @njit(cache=True, _nrt=False, inline='always')
@@ -939,7 +977,9 @@ def ffn_layer(l, x, delta, ptr, idx, val, ub, ffn, stamp, tick):
     while i < nq:
         g = stamp[1, i]
         i += 1
-        if kind[g] != GROUP_FAMILY:
+        if kind[g] == GROUP_LINEAR:
+            _linear(g, x, delta, ptr, idx, val, ub, ffn)
+        elif kind[g] != GROUP_FAMILY:
             _group(g, x, delta, ptr, idx, val, ub, ffn)
         elif not _family(g, x, delta, ffn):
             for f in range(fam_mptr[g], fam_mptr[g + 1]):

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rasp2d.backends.dense_forward import dense_forward
-from rasp2d.backends.hull_ffn_plan import SELECT, TABLE, first_writes, plan_ffn
+from rasp2d.backends.hull_ffn_plan import LINEAR, SELECT, TABLE, first_writes, plan_ffn
 from rasp2d.backends.hull_runtime import HullDecoder
 from rasp2d.backends.model_file import CompiledModel
 
@@ -81,7 +81,8 @@ def test_every_path_is_planned():
     """Across drawn models the plan has TABLE and SELECT groups, groups with no input
     (constant gates), groups the guard sends unit by unit (HALF inputs), tables folded into
     the layer's constant and groups run only when an input is non-zero."""
-    seen = {"table": 0, "select": 0, "constant": 0, "guarded": 0, "folded": 0, "woken": 0}
+    seen = {"table": 0, "select": 0, "constant": 0, "guarded": 0, "folded": 0, "woken": 0,
+            "linear": 0}
 
     @settings(max_examples=30, deadline=None, database=None)
     @given(ffn_models())
@@ -94,6 +95,7 @@ def test_every_path_is_planned():
         seen["guarded"] += int(np.isin(plan.in_dim, [HALF]).sum())
         seen["folded"] += int(plan.z_dim.size)  # tables relative to their output at s = 0
         seen["woken"] += int(plan.wake_groups.size)
+        seen["linear"] += int((plan.group_kind == LINEAR).sum())
 
     collect()
     assert all(v > 0 for v in seen.values()), seen
