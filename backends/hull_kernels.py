@@ -998,11 +998,77 @@ def _fold(fold_ptr, fold_idx, s, x, delta):
         delta[o] = 0.0
 
 
+# ----------------------------------------------------------------------------- unembedding
+@njit(cache=True, _nrt=False, inline='always')
+def dense_logits(x, ucols, ublock, logits):
+    """Every logit from the unembedding's non-zero columns (``logits`` overwritten)."""
+    V = logits.shape[0]
+    for t in range(V):
+        logits[t] = 0.0
+    for c in range(ucols.shape[0]):
+        xc = x[ucols[c]]
+        if xc != 0.0:  # a zero adds nothing: w * 0 changes no sum
+            for t in range(V):
+                logits[t] += ublock[c, t] * xc
+
+
+@njit(cache=True, _nrt=False, inline='always')
+def unembed_argmax(x, ucols, uh):
+    """The next token from the unembedding as a static 2D hard-max (see
+    :class:`rasp2d.backends.sparse_program.UnembedHull`): ``(alpha, beta) = M^T x``, then the
+    first chain point where the score stops rising, and the lowest token id on its face.
+    Returns -1 when the block is no such product or a term could be inexact (the caller then
+    computes every logit)."""
+    usable, m, uabs, pabs, cptr, cx, cy, cid, ext = uh
+    if not usable:
+        return -1
+    a = 0.0
+    b = 0.0
+    ga = 0.0
+    gb = 0.0
+    gl = 0.0
+    ints = True
+    for c in range(ucols.shape[0]):
+        xc = x[ucols[c]]
+        ints = ints & (xc == math.floor(xc))
+        ax = abs(xc)
+        a += m[c, 0] * xc
+        b += m[c, 1] * xc
+        ga += abs(m[c, 0]) * ax
+        gb += abs(m[c, 1]) * ax
+        gl += uabs[c] * ax
+    if not (ints and ga < EXACT_HALF and gb < EXACT_HALF and gl < EXACT_HALF
+            and abs(a) * pabs[0] + abs(b) * pabs[1] < EXACT_HALF):
+        return -1
+    if b == 0.0:  # the largest (a > 0) or smallest (a < 0) x wins; a = 0: every logit is 0
+        if a > 0.0:
+            return ext[0]
+        if a < 0.0:
+            return ext[1]
+        return 0
+    lo = cptr[0] if b > 0.0 else cptr[1]  # upper chain for b > 0, lower chain for b < 0
+    hi = cptr[1] if b > 0.0 else cptr[2]
+    h = hi - 1
+    while lo < h:  # scores rise strictly, stay level on the face, then fall strictly
+        mid = (lo + h) >> 1
+        if a * cx[mid + 1] + b * cy[mid + 1] <= a * cx[mid] + b * cy[mid]:
+            h = mid
+        else:
+            lo = mid + 1
+    top = a * cx[lo] + b * cy[lo]
+    best = cid[lo]
+    i = lo + 1
+    while i < hi and a * cx[i] + b * cy[i] == top:
+        best = min(best, cid[i])
+        i += 1
+    return best
+
+
 # ----------------------------------------------------------------------------- decoding step
 @njit(cache=True, _nrt=False)
 def decode_loop(prompt, out, cursor, max_new, stop_id, start,
                 embed, ptr, idx, val, bases, layer_heads, head_tie, head_mode, head_slot,
-                head_kcoef, head_pmax, fold_ptr, fold_idx, ucols, ublock, ffn, stamp,
+                head_kcoef, head_pmax, fold_ptr, fold_idx, ucols, ublock, uh, ffn, stamp,
                 x, delta, head_out, logits, stages, record, use_hull,
                 nodes, points, point_info, head_i, head_f, meta, pvals, bkeys, bvals, err):
     """The greedy loop of ``generate.stream`` with the whole decoding step inside, resumable.
@@ -1013,8 +1079,9 @@ def decode_loop(prompt, out, cursor, max_new, stop_id, start,
     FAILED (``err`` = code, head, position).  One step per token: embedding, then per layer
     every used head (q, k, v from sparse rows; insert into its cache; query it: a hull, the
     closed form of a position head, or the brute scan), the head outputs added, the FFN
-    (:func:`ffn_layer`), and the logits' argmax (ties: lowest id) from the unembedding's
-    non-zero columns.  The step is written inline (not a function taking two dozen arrays)
+    (:func:`ffn_layer`), and the logits' argmax (ties: lowest id): from the unembedding's
+    static hull (:func:`unembed_argmax`) where it is exact, else from every logit of the
+    unembedding's non-zero columns (always with ``record``, which keeps the logits).  The step is written inline (not a function taking two dozen arrays)
     because passing arrays between numba functions costs more than a small model's layer."""
     n_prompt = prompt.shape[0]
     n_heads = head_tie.shape[0]
@@ -1095,20 +1162,16 @@ def decode_loop(prompt, out, cursor, max_new, stop_id, start,
             if record:
                 for j in range(d):
                     stages[2 * l + 2, j] = x[j]
-        for t in range(V):
-            logits[t] = 0.0
-        for c in range(ucols.shape[0]):
-            xc = x[ucols[c]]
-            if xc != 0.0:  # a zero adds nothing: w * 0 changes no sum
-                for t in range(V):
-                    logits[t] += ublock[c, t] * xc
-        best = 0
-        top = -np.inf
-        for t in range(V):
-            z = logits[t]
-            if z > top or t == 0:  # strict: ties go to the lowest token id
-                best = t
-                top = z
+        best = -1 if record else unembed_argmax(x, ucols, uh)
+        if best == -1:
+            dense_logits(x, ucols, ublock, logits)
+            best = 0
+            top = -np.inf
+            for t in range(V):
+                z = logits[t]
+                if z > top or t == 0:  # strict: ties go to the lowest token id
+                    best = t
+                    top = z
         cursor[2] = best
         cursor[0] = fed + 1
 

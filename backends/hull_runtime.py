@@ -23,7 +23,7 @@ import numpy as np
 
 from rasp2d.backends.generate import Generated
 from rasp2d.backends.hull_cache import ERROR_TEXT, ExactnessError, HullPool
-from rasp2d.backends.hull_kernels import DONE, FAILED, decode_loop
+from rasp2d.backends.hull_kernels import DONE, FAILED, decode_loop, dense_logits
 from rasp2d.backends.model_file import CompiledModel
 from rasp2d.backends.sparse_program import SparseProgram, sparse_program
 
@@ -34,7 +34,8 @@ class HullDecoder:
     """Token-by-token decoder of a CompiledModel with one hull (or brute) cache per used head.
 
     ``record=True`` keeps the residual stream of every stage of the last fed token in
-    :attr:`stages` (``[2L+1, d]``); :attr:`logits` always holds the last logits.  A model
+    :attr:`stages` (``[2L+1, d]``); :attr:`logits` gives the last token's logits (the step
+    usually finds the argmax without them, so they are computed when asked for).  A model
     that breaks the hull's exact-integer contract raises :class:`ExactnessError` naming the
     layer, head and position; the decoder's caches are then partly updated, so start a new
     decoder (or use ``cache="brute"``, which has no such contract).
@@ -53,7 +54,7 @@ class HullDecoder:
         self.x = np.zeros(p.d_model)
         self._delta = np.zeros(p.d_model)
         self._head_out = np.zeros((max(G, 1), 2))
-        self.logits = np.zeros(p.vocab_size)
+        self._logits = np.zeros(p.vocab_size)
         self.stages = np.zeros((2 * p.n_layers + 1, p.d_model))
         self._err = np.zeros(3, dtype=np.int64)
         self._feed_prompt = np.zeros(1, dtype=np.int64)
@@ -66,6 +67,9 @@ class HullDecoder:
         self._bvals = np.zeros((max(G, 1), 2, width))
         # position heads keep one value per position (their keys are known functions of it)
         self._pvals = np.zeros((p.n_position_heads, 64 if self._use_hull else 0, 2))
+        u = p.uhull
+        self._uhull = (u.usable, u.m, u.uabs, u.pabs, u.chain_ptr, u.chain_x, u.chain_y,
+                       u.chain_id, u.extreme_id)
         f = p.ffn
         self._ffn = (f.layer_groups, f.layer_generic, f.generic_units, f.group_kind,
                      f.group_bound, f.group_units, f.in_ptr, f.in_dim, f.in_w, f.bp_ptr, f.bp,
@@ -102,7 +106,7 @@ class HullDecoder:
         p, pool = self.program, self.pool
         return (p.embed, p.ptr, p.idx, p.val, p.bases, p.layer_heads, p.head_tie, p.head_mode,
                 p.head_slot, p.head_kcoef, p.head_pmax, p.fold_ptr, p.fold_idx, p.ucols,
-                p.ublock, self._ffn, self._stamp, self.x, self._delta, self._head_out, self.logits,
+                p.ublock, self._uhull, self._ffn, self._stamp, self.x, self._delta, self._head_out, self._logits,
                 self.stages, self.record, self._use_hull, pool.nodes, pool.points,
                 pool.point_info, pool.head_i, pool.head_f, pool.meta, self._pvals, self._bkeys,
                 self._bvals, self._err)
@@ -161,6 +165,13 @@ class HullDecoder:
         return Generated(tuple(prompt), output, bool(n) and output[-1] == stop_id)
 
     # ------------------------------------------------------------------ inspection
+    @property
+    def logits(self) -> np.ndarray:
+        """The logits of the last fed token, from its final residual stream."""
+        p = self.program
+        dense_logits(self.x, p.ucols, p.ublock, self._logits)
+        return self._logits.copy()
+
     def cache_bytes(self) -> int:
         """Bytes the caches use for the positions fed so far (live rows only)."""
         if self._use_hull:

@@ -13,7 +13,13 @@ the step skip work whose result is known:
   lie on a known quadratic curve of the position, so the step answers them in closed form
   (see :func:`rasp2d.backends.hull_kernels.position_query`) instead of keeping a hull.
 * The unembedding as a dense block over the few dimensions it reads, evaluated only for the
-  non-zero ones.
+  non-zero ones; and, when its rows are integer combinations of two integer rows ``P``
+  (the compiled ``token(expr)`` output: ``logit_t = 2 t e - t^2``), as a static 2D
+  hard-max: ``logit_t = alpha P[0, t] + beta P[1, t]`` with ``(alpha, beta) = M^T x``, so
+  the argmax is the maximising face of the points ``P[:, t]``' convex hull in direction
+  ``(alpha, beta)``, found by a binary search along a chain, its lowest token id kept per
+  point (:class:`UnembedHull`).  The step uses it only while every term is an exact
+  integer, so the answer, ties included, is the dense argmax's.
 
 Row bank layout (``bases`` holds the first row of each block):
 
@@ -27,6 +33,7 @@ Row bank layout (``bases`` holds the first row of each block):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -35,6 +42,117 @@ import numpy as np
 from rasp2d.backends.hull_ffn_plan import FfnPlan, first_writes, plan_ffn
 from rasp2d.backends.hull_kernels import HEAD_HULL, HEAD_POSITION, HEAD_ROWS, KEY_LIMIT, UNIT_ROWS
 from rasp2d.backends.model_file import CompiledModel
+
+
+@dataclass(frozen=True, eq=False)
+class UnembedHull:
+    """The unembedding block ``ublock [C, V] = M @ P`` (integers) as a static point set.
+
+    Chains hold the distinct points of ``P`` on the upper and lower hull (sorted by x,
+    collinear points kept: they tie), each with the lowest token id at that point.  The
+    exactness check of the step: ``x[ucols]`` integers with ``sum_c uabs[c] |x_c|`` (every
+    dense logit's terms), ``sum_c |M[c, i]| |x_c|`` and ``|alpha| pabs[0] + |beta| pabs[1]``
+    all below 2^52 (half of 2^53: room for the check's own rounding)."""
+
+    usable: bool  # False: the block is no such product, the step uses it densely
+    m: np.ndarray  # [C, 2] float64
+    uabs: np.ndarray  # [C] float64: max_t |ublock[c, t]|
+    pabs: np.ndarray  # [2] float64: max_t |P[i, t]|
+    chain_ptr: np.ndarray  # [3] int64: upper chain = [0:1], lower chain = [1:2] (ranges)
+    chain_x: np.ndarray  # float64
+    chain_y: np.ndarray  # float64
+    chain_id: np.ndarray  # int64: lowest token id at the point
+    extreme_id: np.ndarray  # [2] int64: lowest id with the largest x, with the smallest x
+
+
+def _chain(pts: list[tuple[int, int]], sign: int) -> list[tuple[int, int]]:
+    """Monotone-chain upper (sign 1) or lower (sign -1) hull of sorted distinct points,
+    collinear points kept (they tie with their neighbours on a perpendicular query)."""
+    out: list[tuple[int, int]] = []
+    for p in pts:
+        while len(out) >= 2:
+            (ox, oy), (ax, ay) = out[-2], out[-1]
+            cross = (ax - ox) * (p[1] - oy) - (ay - oy) * (p[0] - ox)
+            if sign * cross > 0:  # a -> p turns the wrong way: a lies inside
+                out.pop()
+            else:
+                break
+        out.append(p)
+    return out
+
+
+def unembed_hull(block: np.ndarray) -> UnembedHull:
+    """Factor ``block`` (``[C, V]``) as ``M @ P`` with integer ``M`` ``[C, 2]`` and
+    ``P`` ``[2, V]`` (two of its rows), exactly, and build the static chains; an unusable
+    hull when the block is not integer or has rank above 2."""
+    C, V = block.shape
+    none = UnembedHull(False, np.zeros((C, 2)), np.zeros(C), np.zeros(2),
+                       np.zeros(3, dtype=np.int64), np.zeros(0), np.zeros(0),
+                       np.zeros(0, dtype=np.int64), np.zeros(2, dtype=np.int64))
+    if C == 0 or V == 0 or not np.all(block == np.round(block)) or \
+            np.abs(block).max() >= 2.0**52:
+        return none
+    rows = [[int(v) for v in r] for r in block]
+    basis: list[list[int]] = []
+    for r in rows:
+        if not any(r):
+            continue
+        if not basis:
+            basis.append(r)
+        elif len(basis) == 1:
+            b = basis[0]
+            j = next(i for i, v in enumerate(b) if v)
+            if any(r[i] * b[j] != b[i] * r[j] for i in range(V)):  # not a multiple of b
+                basis.append(r)
+    basis = [[v // math.gcd(*b) for v in b] for b in basis]  # primitive: more M integer
+    if not basis:  # every logit is 0
+        basis.append([0] * V)
+    if len(basis) == 1:
+        basis.append([0] * V)
+    p0, p1 = basis
+    # columns i, k with a non-singular 2x2 minor solve each row for (m0, m1)
+    minor = None
+    if any(p1):
+        for i in range(V):
+            for k in range(i + 1, V):
+                det = p0[i] * p1[k] - p0[k] * p1[i]
+                if det:
+                    minor = (i, k, det)
+                    break
+            if minor:
+                break
+    m = np.zeros((C, 2))
+    for c, r in enumerate(rows):
+        if not any(r):
+            m0 = m1 = Fraction(0)
+        elif minor is None:  # rank 1: r = m0 p0
+            j = next(i for i, v in enumerate(p0) if v)
+            m0, m1 = Fraction(r[j], p0[j]), Fraction(0)
+        else:
+            i, k, det = minor
+            m0 = Fraction(r[i] * p1[k] - r[k] * p1[i], det)
+            m1 = Fraction(p0[i] * r[k] - p0[k] * r[i], det)
+        if m0.denominator != 1 or m1.denominator != 1 or \
+                any(int(m0) * a + int(m1) * b != v for a, b, v in zip(p0, p1, r)):
+            return none
+        m[c] = (int(m0), int(m1))
+    lowest: dict[tuple[int, int], int] = {}
+    for t in range(V):
+        lowest.setdefault((p0[t], p1[t]), t)
+    pts = sorted(lowest)
+    upper, lower = _chain(pts, 1), _chain(pts, -1)
+    xs = [p[0] for p in pts]
+    hi_x, lo_x = max(xs), min(xs)
+    chain = upper + lower
+    return UnembedHull(
+        True, m, np.abs(block).max(axis=1).astype(np.float64),
+        np.array([max(abs(v) for v in p0), max(abs(v) for v in p1)], dtype=np.float64),
+        np.array([0, len(upper), len(chain)], dtype=np.int64),
+        np.array([p[0] for p in chain], dtype=np.float64),
+        np.array([p[1] for p in chain], dtype=np.float64),
+        np.array([lowest[p] for p in chain], dtype=np.int64),
+        np.array([min(t for p, t in lowest.items() if p[0] == hi_x),
+                  min(t for p, t in lowest.items() if p[0] == lo_x)], dtype=np.int64))
 
 
 @dataclass(frozen=True, eq=False)
@@ -59,6 +177,7 @@ class SparseProgram:
     fold_idx: np.ndarray  # int64 (s = 2l: layer l's attention, 2l + 1: its FFN)
     ucols: np.ndarray  # [C] int64: dimensions the unembedding reads
     ublock: np.ndarray  # [C, V] float64: their columns of the unembedding
+    uhull: UnembedHull
     ffn: FfnPlan
 
     @property
@@ -179,6 +298,7 @@ def sparse_program(model: CompiledModel) -> SparseProgram:
     for s, dims in enumerate(fold):
         fold_ptr[s + 1] = fold_ptr[s] + dims.size
     G = len(ties)
+    ublock = np.ascontiguousarray(model.unembed[:, ucols].T, dtype=np.float64)
     return SparseProgram(
         d_model=model.d_model, n_layers=model.n_layers, vocab_size=len(model.vocab),
         embed=np.ascontiguousarray(model.embed, dtype=np.float64),
@@ -193,6 +313,5 @@ def sparse_program(model: CompiledModel) -> SparseProgram:
         head_pmax=np.array(pmaxes, dtype=np.float64),
         fold_ptr=fold_ptr, fold_idx=cat(fold, np.int64),
         ucols=ucols.astype(np.int64),
-        ublock=np.ascontiguousarray(model.unembed[:, ucols].T, dtype=np.float64),
-        ffn=ffn,
+        ublock=ublock, uhull=unembed_hull(ublock), ffn=ffn,
     )
