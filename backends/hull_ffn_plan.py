@@ -51,7 +51,9 @@ that the embedding sets to the same value for every token, that has no position 
 and that no earlier sublayer writes holds that value when the layer reads it.
 
 Skipping.  Most groups add nothing when their inputs are zero (``s = 0``); those run only
-when one of their input dimensions is non-zero.  TABLE groups that do add something at
+when one of their input dimensions is non-zero.  A SELECT (or CHANNEL) group whose gates
+are active at ``s = 0`` still adds nothing when every dimension its values read is zero
+(each unit adds ``gate * +-0``, for a finite stream), so it is woken by those dimensions.  TABLE groups that do add something at
 ``s = 0`` are *folded*: the layer adds their summed output at ``s = 0`` as one constant, and
 their tables hold the change from it (see :func:`_fold_zero` for the exactness budget).
 
@@ -706,6 +708,12 @@ def plan_ffn(model: CompiledModel, table_cap: int = 16) -> FfnPlan:
         return (not any(t <= 0 for t in sel["rise"][1][r0:r1])
                 and not any(t > 0 for t in sel["fall"][1][f0:f1]))
 
+    def value_dims(g: int) -> list[int]:
+        """Every dimension the value rows of group g's units read."""
+        lo, hi = granges[g]
+        return sorted({int(j) for r in units_out[lo:hi]
+                       for j in np.flatnonzero(model.W_val[r.layer, r.unit])})
+
     always_ptr, always, wake_ptr, wake_dim, wake_gptr, wake_groups = [0], [], [0], [], [0], []
     for l in range(model.n_layers):
         by_dim: dict[int, list[int]] = {}
@@ -714,7 +722,9 @@ def plan_ffn(model: CompiledModel, table_cap: int = 16) -> FfnPlan:
             dims = in_dim[in_ptr[g]:in_ptr[g + 1]]
             if constant[g]:
                 continue  # its whole output is in the layer's constant (zl_*)
-            if idle_at_zero(g) and dims:  # all inputs zero -> s = 0 -> nothing added
+            if not (idle_at_zero(g) and dims) and kinds[g] in (SELECT, CHANNEL):
+                dims = value_dims(g)  # gates active at s = 0, but zero values add nothing
+            if (idle_at_zero(g) or kinds[g] in (SELECT, CHANNEL)) and dims:
                 for j in dims:
                     by_dim.setdefault(j, []).append(g)
             else:
