@@ -512,7 +512,23 @@ def prune(low: Lowered) -> Lowered:
 
 def merge_heads(low: Lowered) -> Lowered:
     """Heads with the same query, key and tie rule attend to the same positions: one head with
-    two value channels does the work of two one-channel heads (unless one feeds the other)."""
+    two value channels does the work of two one-channel heads (unless one feeds the other).
+
+    A merged head waits for its later partner, and a head on the critical path (an operand
+    read, say, merged with a read-back of the step's own decision) would lengthen the whole
+    program: heads merge where both have the slack for it, and if the merges together still
+    cost depth, only heads ready at the same stage merge."""
+    from rasp2d.compiler.schedule import earliest, latest, min_layers, op_graph
+    g = op_graph(low)
+    depth = min_layers(g)
+    ready, due = earliest(g), latest(g, depth)  # op_graph lists the heads first, by id
+    slack = _merged_heads(low, lambda a, b: max(ready[a], ready[b]) <= min(due[a], due[b]))
+    if min_layers(op_graph(slack)) <= depth:
+        return slack
+    return _merged_heads(low, lambda a, b: ready[a] == ready[b])
+
+
+def _merged_heads(low: Lowered, may_merge: Callable[[int, int], bool]) -> Lowered:
     import networkx as nx
     producer = {}
     for h in low.heads:
@@ -536,7 +552,8 @@ def merge_heads(low: Lowered) -> Lowered:
         merged += [h for h in hs if len(h.v) != 1]
         while waiting:
             a = waiting.pop(0)
-            partner = next((b for b in waiting if not nx.has_path(deps, ("head", a.id), ("head", b.id))
+            partner = next((b for b in waiting if may_merge(a.id, b.id)
+                            and not nx.has_path(deps, ("head", a.id), ("head", b.id))
                             and not nx.has_path(deps, ("head", b.id), ("head", a.id))), None)
             if partner is None:
                 merged.append(a)

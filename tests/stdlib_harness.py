@@ -282,10 +282,11 @@ def program_text(imports: str, n_in: int, lets: tuple[str, ...], outputs: tuple[
         lines.append(f"let x{j} = lookup(indices, indices - {n_in - 1 - j}, int(tokens))")
     lines += [f"let r{i} = {e}" for i, e in enumerate(lets)]
     lines += [f"let out{k} = {e}" for k, e in enumerate(outputs)]
-    # every output feeds one gated product (whose value side is exactly the output, so its
-    # range is the node's own) and the emit tests their sum: nothing is pruned, and no
+    # every output is the value of a head (an identity look-up, which nothing can fuse away, and
+    # whose range is the node's own; keyed by indices + 1 so that it never merges with, and so
+    # delays, an operand's head) and the emit tests their sum: nothing is pruned, and no
     # comparison runs on an output itself (see `compile_program` on why)
-    lines += [f"let keep{k} = if x0 == 255 then out{k} else 0" for k in range(len(outputs))]
+    lines += [f"let keep{k} = lookup(indices + 1, indices + 1, out{k})" for k in range(len(outputs))]
     total = " + ".join(f"keep{k}" for k in range(len(outputs)))
     lines.append(f'emit if {total} == 0 then "0" else "1"')
     return "\n".join(lines) + "\n"
@@ -305,8 +306,7 @@ def compile_program(imports: str, n_in: int, lets: tuple[str, ...], outputs: tup
     The emit never compares an output directly: the compiler bounds a value that mixes PWL
     blocks by summing its slots' ranges, and a block's range is the sum of its units'
     magnitudes, so e.g. the top byte of `arith32.mul` (truly -260864..260864) is bounded by
-    ~2^60 and a comparison on it is refused.  A gated product whose value side is exactly an
-    output uses the output's own (tight) range.
+    ~2^60 and a comparison on it is refused.
     """
     n_out = len(outputs)
     source = program_text(imports, n_in, lets, outputs, max_len)
