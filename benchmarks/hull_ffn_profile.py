@@ -86,13 +86,25 @@ def _replay_heads(S, ptr, idx, val, hb, layer_heads, x, delta, reps):
     return acc
 
 
+_unembed_argmax = getattr(hk, "unembed_argmax", None)  # (None: a runtime before the static hull)
+if _unembed_argmax is None:
+    @njit(_nrt=False)
+    def _unembed_argmax(x, ucols, uh):
+        return -1
+
+
 @njit(_nrt=False)
-def _replay_unembed(S, ucols, ublock, logits, reps):
+def _replay_unembed(S, ucols, ublock, uh, logits, reps):
+    """The step's argmax: the unembedding's static hull where it is exact, else every logit."""
     V = logits.shape[0]
     acc = 0
     last = S.shape[1] - 1
     for _ in range(reps):
         for i in range(S.shape[0]):
+            best = _unembed_argmax(S[i, last], ucols, uh)
+            if best != -1:
+                acc += best
+                continue
             for t in range(V):
                 logits[t] = 0.0
             for c in range(ucols.shape[0]):
@@ -187,14 +199,20 @@ def main() -> None:
                         np.array([0] * (L + 1)), x, delta, R))
     heads = per(timed(_replay_heads, S, prog.ptr, prog.idx, prog.val, prog.bases[hk.HEADS],
                       prog.layer_heads, x, delta, R)) - hcopies
-    unembed = per(timed(_replay_unembed, S, prog.ucols, prog.ublock, np.zeros(prog.vocab_size),
-                        R))
+    uh = getattr(rec, "_uhull", (False,) + (np.zeros((0, 2)),) + (np.zeros(0),) * 2 +
+                 (np.zeros(3, dtype=np.int64),) + (np.zeros(0),) * 2 +
+                 (np.zeros(0, dtype=np.int64),) * 2)
+    unembed = per(timed(_replay_unembed, S, prog.ucols, prog.ublock, uh,
+                        np.zeros(prog.vocab_size), R))
     groups, inputs = group_counts(prog, S)
+    kinds = {name: int((prog.ffn.group_kind == getattr(hk, "GROUP_" + name)).sum())
+             for name in ("TABLE", "SELECT", "FAMILY", "LINEAR", "CHANNEL")
+             if hasattr(hk, "GROUP_" + name)}
 
     print(f"{args.program}: {N} decoded tokens after a {len(prompt)}-token prompt; "
           f"{prog.n_used_heads} used heads ({prog.n_position_heads} closed form), "
-          f"{prog.ffn.n_groups} FFN groups ({int((prog.ffn.group_kind == FAMILY).sum())}"
-          f" families)")
+          f"{prog.ffn.n_groups} FFN groups (" +
+          ", ".join(f"{n} {k.lower()}" for k, n in kinds.items()) + ")")
     print(f"per token: decode {total * 1e6:.1f} us ({1 / total:,.0f} tok/s, median of {R})")
     print(f"  FFN replay           {ffn_all:6.1f} us   {groups.sum():7.0f} groups, "
           f"{inputs.sum():7.0f} input entries")
