@@ -35,8 +35,9 @@ VERIFY_PWL_UP_TO = 5000  # PWL expansions over ranges this small are checked poi
 
 
 class Lowerer:
-    def __init__(self, graph: Graph):
+    def __init__(self, graph: Graph, fuse_ready_first: bool = True):
         self.graph = graph
+        self.fuse_ready_first = fuse_ready_first  # product(): which PWL factor to fuse
         self.slots: list[Slot] = [Slot(ONE, "1", "one", 1, 1)]
         self.heads: list[Head] = []
         self.ffns: list[FfnBlock] = []
@@ -208,7 +209,7 @@ class Lowerer:
         if fusable:
             # both factors may be PWL results: fuse the one whose own input and partner are
             # ready first (a gate applied to a clamp should not wait for the clamp)
-            _, z, f, pts, y = min(fusable, key=lambda c: c[0])
+            _, z, f, pts, y = min(fusable, key=lambda c: c[0]) if self.fuse_ready_first else fusable[0]
             return self.gated_pwl(node, z, f, pts, y, label)
         if (ahi - alo) * max(abs(blo), abs(bhi)) > (bhi - blo) * max(abs(alo), abs(ahi)):
             a, b, (alo, ahi), (blo, bhi) = b, a, (blo, bhi), (alo, ahi)

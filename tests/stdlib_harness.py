@@ -282,11 +282,10 @@ def program_text(imports: str, n_in: int, lets: tuple[str, ...], outputs: tuple[
         lines.append(f"let x{j} = lookup(indices, indices - {n_in - 1 - j}, int(tokens))")
     lines += [f"let r{i} = {e}" for i, e in enumerate(lets)]
     lines += [f"let out{k} = {e}" for k, e in enumerate(outputs)]
-    # every output is the value of a head (an identity look-up, which nothing can fuse away, and
-    # whose range is the node's own; keyed by indices + 1 so that it never merges with, and so
-    # delays, an operand's head) and the emit tests their sum: nothing is pruned, and no
+    # every output feeds one gated product (whose value side is exactly the output, so its
+    # range is the node's own) and the emit tests their sum: nothing is pruned, and no
     # comparison runs on an output itself (see `compile_program` on why)
-    lines += [f"let keep{k} = lookup(indices + 1, indices + 1, out{k})" for k in range(len(outputs))]
+    lines += [f"let keep{k} = if x0 == 255 then out{k} else 0" for k in range(len(outputs))]
     total = " + ".join(f"keep{k}" for k in range(len(outputs)))
     lines.append(f'emit if {total} == 0 then "0" else "1"')
     return "\n".join(lines) + "\n"
@@ -306,7 +305,8 @@ def compile_program(imports: str, n_in: int, lets: tuple[str, ...], outputs: tup
     The emit never compares an output directly: the compiler bounds a value that mixes PWL
     blocks by summing its slots' ranges, and a block's range is the sum of its units'
     magnitudes, so e.g. the top byte of `arith32.mul` (truly -260864..260864) is bounded by
-    ~2^60 and a comparison on it is refused.
+    ~2^60 and a comparison on it is refused.  A gated product whose value side is exactly an
+    output uses the output's own (tight) range.
     """
     n_out = len(outputs)
     source = program_text(imports, n_in, lets, outputs, max_len)
@@ -325,7 +325,9 @@ def compile_program(imports: str, n_in: int, lets: tuple[str, ...], outputs: tup
         else:
             out_nodes.append(val.nid)
             out_consts.append(None)
-    lw = Lowerer(graph)
+    # the `keep` gate must read each output's block, not fuse it away: fuse the first PWL factor
+    # of a product (the gate's test), not the one ready first as the compiler prefers
+    lw = Lowerer(graph, fuse_ready_first=False)
     low = lw.lower()
     sch = schedule(low)
     alloc = allocate(low, sch)
