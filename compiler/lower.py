@@ -238,29 +238,59 @@ class Lowerer:
         self.heads.append(Head(len(self.heads), label, q, k, v, tie, tuple(outs)))
         return tuple(Lin.of(s) for s in outs)
 
-    def square(self, node: Node, key: Lin) -> Lin:
+    def square(self, node: Node, key: Lin, rng: tuple[int, int] | None = None) -> Lin:
+        """key^2 for a look-up's key.  With `rng` (the key node's own range: a select's Lin
+        sums loose slot ranges, far wider than the values it takes), one unit relu(key - lo) *
+        key checked against that range: key^2 = lo key + (key - lo) key for key >= lo."""
         if key == Lin.of(self.pos()):
             return Lin.of(self.pos_sq())
         if key not in self._squares:
-            self._squares[key] = self.product(node, key, key, f"({node.label}) key^2")
+            label = f"({node.label}) key^2"
+            if rng is None:
+                self._squares[key] = self.product(node, key, key, label)
+            else:
+                lo, hi = rng
+                vals = [(x - lo) * x for x in range(lo, hi + 1)] if hi - lo < 4 else \
+                    [(x - lo) * y for x in (lo, hi) for y in (lo, hi)] + [0]
+                self._squares[key] = key * lo + self.block(
+                    node, label, [Unit(key - lo, key, 1)], min(vals), max(vals),
+                    unit_bound=(hi - lo) * max(abs(lo), abs(hi)))
         return self._squares[key]
 
     def lookup(self, node: Node, op: Lookup) -> Lin:
         kt, qt = self.graph.node(op.key).type, self.graph.node(op.query).type
         kmag, qmag = max(abs(kt.lo), abs(kt.hi)), max(abs(qt.lo), abs(qt.hi))
         bound = 2 * kmag * qmag + kmag * kmag  # |2kq - k^2| from the node ranges
-        mean = op.tie == "average"
+        key, query, value = (self.lin[a] for a in operands(op)[:3])
+        if op.tie == "average":
+            default = self.lin[op.default] if op.default is not None else None
+            if default is None:
+                (out,) = self.head(node, node.label, (query, Lin(const=1)),
+                                   (key * 2, self.square(node, key) * -1), (value,), op.tie,
+                                   (node.label,), score_bound=bound, exact=False)
+                return out
+            return self.average_lookup(node, key, self.square(node, key), query, value, default,
+                                       kmag, qmag)
+        # Scores 2(k-c)(q-c) - (k-c)^2 = q'^2 - (q'-k')^2 rank keys alike for any shift c of
+        # both sides, so a key range too wide for exact scores is centred on its midpoint: the
+        # bound drops to about a quarter when queries span the keys' range (memory addresses
+        # up to 2^26 need it).  Narrower keys keep c = 0 (and their weights).
+        shift = 0
+        if bound >= EXACT:
+            shift = (kt.lo + kt.hi) // 2
+            kmag = max(abs(kt.lo - shift), abs(kt.hi - shift))
+            qmag = max(abs(qt.lo - shift), abs(qt.hi - shift))
+            bound = 2 * kmag * qmag + kmag * kmag
+        q = (query - shift, Lin(const=1))
+        k = ((key - shift) * 2,
+             self.square(node, key - shift, (kt.lo - shift, kt.hi - shift) if shift else None) * -1)
         if op.default is None:  # nearest key: the head's value is the answer
-            key, query, value = (self.lin[a] for a in operands(op))
-            (out,) = self.head(node, node.label, (query, Lin(const=1)), (key * 2, self.square(node, key) * -1),
-                               (value,), op.tie, (node.label,), score_bound=bound, exact=not mean)
+            (out,) = self.head(node, node.label, q, k, (value,), op.tie, (node.label,),
+                               score_bound=bound)
             return out
-        key, query, value, default = (self.lin[a] for a in operands(op))
-        ksq = self.square(node, key)
-        if mean:
-            return self.average_lookup(node, key, ksq, query, value, default, kmag, qmag)
-        val_s, key_s = self.head(node, node.label, (query, Lin(const=1)), (key * 2, ksq * -1),
-                                 (value, key), op.tie, (f"{node.label} (value)", f"{node.label} (key found)"),
+        default = self.lin[op.default]
+        val_s, key_s = self.head(node, node.label, q, k, (value, key), op.tie,
+                                 (f"{node.label} (value)", f"{node.label} (key found)"),
                                  score_bound=bound)
         z = key_s - query  # 0 exactly when the key was found
         w = val_s - default

@@ -29,6 +29,7 @@ SUPPORTED_OPS = frozenset({
     Op.I32_CLZ, Op.I32_CTZ, Op.I32_POPCNT, Op.I32_EXTEND8_S, Op.I32_EXTEND16_S,
     Op.I32_DIV_U, Op.I32_REM_U, Op.I32_DIV_S, Op.I32_REM_S, Op.CALL_INDIRECT, Op.BR_TABLE, Op.I64_CONST, Op.I64_STORE, Op.UNREACHABLE,
     Op.MEMORY_SIZE,
+    Op.MEMORY_GROW,
     Op.I64_LOAD,
     Op.I64_LOAD8_S,
     Op.I64_LOAD8_U,
@@ -76,9 +77,10 @@ SUPPORTED_OPS = frozenset({
 MAX_GLOBALS = 64
 """The GLOB section's byte offsets are decoded up to this many globals (wasm.rasp2d)."""
 
-MAX_MEMORY_PAGES = 256
-"""Memory addresses are clamped to 2^24 in wasm.rasp2d so that look-up scores stay exact
-float64 integers; a memory may not start larger than this."""
+MAX_MEMORY_PAGES = 1024
+"""Memory addresses are clamped to 2^26 in wasm.rasp2d so that look-up scores stay exact
+float64 integers (the token format caps DATA's maximum, so memory.grow stops here too); a
+memory may not start larger than this."""
 
 MAX_TABLE = 4096
 """call_indirect reads table element min(index, 4095) (wasm.rasp2d): a larger table is refused."""

@@ -59,6 +59,38 @@ def test_memory_random(seqs):
     check_streams(op, seqs, memory_model)
 
 
+# Addresses up to 2^26 (the WASM machine's 1024 pages): the uncentred look-up score bound
+# (2|k||q| + k^2, about 1.2e16) is past 2^53, so the compiler centres keys and queries on the
+# keys' midpoint; neighbouring addresses (addr + 1 ..) must still miss exactly.
+WIDE = 4194304  # 2^22: addresses 0, 2^22, ..., 15 * 2^22
+WIDE_LETS = (
+    "int(tokens)",
+    f"memory.write_key(r0 < 128, (r0 % 16) * {WIDE} + r0 % 3)",
+    "(r0 * 37) % 256",
+    f"((r0 // 8) % 16) * {WIDE} + r0 % 4",
+    "memory.load32(r1, r2, r3)",
+)
+
+
+def wide_model(seq):
+    mem: dict[int, int] = {}
+    out = []
+    for t in seq:
+        if t < 128:
+            mem[(t % 16) * WIDE + t % 3] = (t * 37) % 256
+        a = ((t // 8) % 16) * WIDE + t % 4
+        out.append(tuple(mem.get(a + k, 0) for k in range(4)))
+    return out
+
+
+@settings(max_examples=3, deadline=None)
+@given(seqs=streams)
+def test_memory_reads_at_wide_addresses(seqs):
+    op = compile_program("import memory", 1, WIDE_LETS, tuple(f"r4[{k}]" for k in range(4)), 64)
+    check_streams(op, [[(i * 29 + s * 7) % 256 for i in range(LEN)] for s in range(3)] + seqs,
+                  wide_model)
+
+
 # ---------------------------------------------------------------------- slots
 SLOT_LETS = (
     "int(tokens)",

@@ -75,6 +75,78 @@ def test_an_unsupported_opcode_is_refused_by_name():
         check_supported(build_layout(load_program(src, "wat")))
 
 
+def test_memory_grow_moves_the_bounds_and_fails_past_the_maximum():
+    run = check(f"""(module {PUTCHAR} (memory 1 3)
+     (func (export "main") (result i32)
+       (drop (call $p (i32.add (i32.const 48) (memory.grow (i32.const 1)))))
+       (drop (call $p (i32.add (i32.const 48) (memory.size))))
+       (i32.store (i32.const 131068) (i32.const 0x41424344))
+       (drop (call $p (i32.load8_u (i32.const 131070))))
+       (drop (call $p (i32.add (i32.const 48) (memory.grow (i32.const 2)))))
+       (drop (call $p (i32.add (i32.const 48) (memory.grow (i32.const -1)))))
+       (drop (call $p (i32.add (i32.const 48) (memory.grow (i32.const 0)))))
+       (drop (call $p (i32.add (i32.const 48) (memory.grow (i32.const 1)))))
+       (drop (call $p (i32.add (i32.const 48) (memory.size))))
+       (i32.add (i32.load (i32.const 196604)) (i32.load (i32.const 196605)))))""")
+    # 1 -> 2 pages, the new page is usable; +2 and +2^32-1 fail (-1 = "/"), +0 and +1 return the old size 2
+    assert run.output == b"12B//223"
+    assert run.trap == "out of bounds memory access"
+
+
+def test_memory_grows_to_the_format_cap_of_1024_pages():
+    """No declared maximum: DATA caps it at 1024 pages, so the last byte is at 2^26 - 1
+    (addresses this wide need the compiler's centred look-up keys)."""
+    run = check("""(module (memory 0)
+     (func (export "main") (result i32)
+       (drop (memory.grow (i32.const 1000)))
+       (drop (memory.grow (i32.const 25)))
+       (drop (memory.grow (i32.const 24)))
+       (i64.store (i32.const 67108856) (i64.const 0x0102030405060708))
+       (i32.store8 (i32.const 3) (i32.const 9))
+       (i32.add (i32.add (i32.load (i32.const 67108860)) (i32.load8_u (i32.const 3)))
+                (i32.mul (memory.size) (i32.const 65536)))))""")
+    assert run.results == ((0x01020304 + 9 + (1024 << 16)) & 0xFFFFFFFF,)
+
+
+@st.composite
+def grow_programs(draw):
+    """memory.grow by small and huge deltas (some past the maximum) between loads, stores and
+    memory.size near the page boundaries they move; results fold into a global."""
+    pages = draw(st.integers(0, 2))
+    top = draw(st.one_of(st.none(), st.integers(pages, 5)))
+    body = []
+    for _ in range(draw(st.integers(2, 8))):
+        kind = draw(st.integers(0, 3))
+        if kind == 0:
+            delta = draw(st.one_of(st.integers(0, 3), st.sampled_from([-1, 1 << 20, 2000])))
+            body.append(f"(global.set $acc (i32.add (global.get $acc) (memory.grow (i32.const {delta}))))")
+        elif kind == 1:
+            body.append("(global.set $acc (i32.xor (global.get $acc) (memory.size)))")
+        else:
+            addr = draw(st.integers(0, 5)) * 65536 + draw(st.integers(-4, 3))
+            if kind == 2:
+                body.append(f"(i32.store16 (i32.const {addr}) (i32.const {draw(VALUES)}))")
+            else:
+                body.append("(global.set $acc (i32.add (i32.mul (global.get $acc) (i32.const 3)) "
+                            f"(i32.load (i32.const {addr}))))")
+    limits = f"{pages}" if top is None else f"{pages} {top}"
+    return (f"(module (memory {limits}) (global $acc (mut i32) (i32.const 0))\n"
+            ' (func (export "main") (result i32)\n  ' + "\n  ".join(body) + "\n  global.get $acc))")
+
+
+@settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck))
+@given(grow_programs())
+def test_generated_grow_programs_hull_equals_reference_trace(src):
+    check(src)
+
+
+@pytest.mark.slow
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(grow_programs())
+def test_generated_grow_programs_hull_equals_reference_trace_long(src):
+    check(src)
+
+
 LOADS = ["i32.load", "i32.load8_s", "i32.load8_u", "i32.load16_s", "i32.load16_u"]
 STORES = ["i32.store", "i32.store8", "i32.store16"]
 VALUES = st.one_of(st.sampled_from([0, -1, 127, 128, 255, 0x8000, 0x7FFF8081]),
