@@ -37,6 +37,12 @@ Group kinds:
   the same value dimensions) are woken by their *value* dimensions, like other groups by
   their gate inputs.  They need no guard: their gate is the constant ``c`` that a SELECT
   group of no input would use.
+* ``MOVE``: a LINEAR unit that reads one dimension ``j`` and writes one, with gate constant,
+  value weight and out weight all signed powers of two (the placement's *clear* units, which
+  erase a dead value so its dimension can be reused, and plain copies): it adds ``k x_j`` to
+  its output, bit for bit what the unit computes.  Moves are no group: the layer's wake
+  entry of ``j`` lists them and adds them inline when ``x_j`` is non-zero (in the WASM
+  machine they were ~40% of the groups run per token, each a queue entry and two row walks).
 
 Exactness.  A group is used only when the step could not tell it apart from evaluating its
 units one by one: all its gate weights and constants are integers, and at run time the
@@ -73,7 +79,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 
 import numpy as np
@@ -163,6 +169,11 @@ class FfnPlan:
     fam_rep: np.ndarray  # [NG] int64
     fam_ew: np.ndarray  # [len(in_dim)] float64
     fam_cw: np.ndarray  # [len(in_dim)] float64
+    # MOVEs (see the module docstring), by wake entry: wake_dim[e] non-zero adds
+    # mv_k[m] * x[wake_dim[e]] to delta[mv_dst[m]] for m in mv_ptr[e]:mv_ptr[e + 1]
+    mv_ptr: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
+    mv_dst: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    mv_k: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float64))
 
     @property
     def n_groups(self) -> int:
@@ -475,6 +486,25 @@ def _families(layer_groups, kinds, constant, in_ptr, in_dim, in_w, bp_ptr, bp, i
     return out
 
 
+def _power_of_two(v: int) -> bool:
+    v = abs(v)
+    return v > 0 and v & (v - 1) == 0
+
+
+def _move_factor(model: CompiledModel, u: "_Unit") -> float | None:
+    """``k`` when constant-gate unit ``u`` adds exactly ``k * x[j]`` to one dimension: its value
+    reads the one dimension ``j`` and it writes one, with the gate constant, the value weight and
+    the out weight all signed powers of two (each product the unit forms is then exact, so
+    ``out * (c * (w * x))`` is ``(out * c * w) * x`` bit for bit, for any ``x``); else None."""
+    if len(u.value_dims) != 1 or u.out is None or len(u.out) != 1 or u.a != 0:
+        return None
+    w = _int(model.W_val[u.ref.layer, u.ref.unit, u.value_dims[0]])
+    o = next(iter(u.out.values()))
+    if w is None or not (_power_of_two(u.c) and _power_of_two(w) and _power_of_two(o)):
+        return None
+    return float(u.c * w * o)
+
+
 def plan_ffn(model: CompiledModel, table_cap: int = 16) -> FfnPlan:
     """Group every layer's live units; ``table_cap`` bounds a TABLE's entries per unit."""
     first_write = first_writes(model)
@@ -489,6 +519,7 @@ def plan_ffn(model: CompiledModel, table_cap: int = 16) -> FfnPlan:
     ch_vdims: dict[int, list[int]] = {}
     sel = {"rise": ([0], [], [], [], []), "fall": ([0], [], [], [], [])}
     constant, z_ptr, z_dim, z_b, zl_ptr, zl_dim, zl_val = [], [0], [], [], [0], [], []
+    moves: list[dict[int, list[tuple[int, float]]]] = [{} for _ in range(model.n_layers)]
     for l in range(model.n_layers):
         consts = constant_dims(model, first_write, 2 * l + 1)
         const_idx = sorted(consts)
@@ -570,6 +601,20 @@ def plan_ffn(model: CompiledModel, table_cap: int = 16) -> FfnPlan:
             elif not dims:
                 for vdims, sub_members in itertools.groupby(members, key=lambda u: u.value_dims):
                     sub_members = list(sub_members)
+                    factors = [_move_factor(model, u) for u in sub_members]
+                    rest = [u for u, k in zip(sub_members, factors) if k is None]
+                    moved = [(u, k) for u, k in zip(sub_members, factors) if k is not None]
+                    for u, k in moved:
+                        moves[l].setdefault(vdims[0], []).append((next(iter(u.out)), k))
+                    if moved:  # moved units keep a place in units_out (the folds need their
+                        # outputs), after the LINEAR group's remaining units (a range)
+                        start = index[id(sub_members[0])]
+                        for i, u in enumerate(rest + [u for u, _ in moved]):
+                            units_out[start + i] = u.ref
+                            index[id(u)] = start + i
+                    if not rest:
+                        continue
+                    sub_members = rest
                     lo = index[id(sub_members[0])]
                     kinds.append(LINEAR)
                     bounds.append(float(gate_bound))
@@ -715,6 +760,7 @@ def plan_ffn(model: CompiledModel, table_cap: int = 16) -> FfnPlan:
                        for j in np.flatnonzero(model.W_val[r.layer, r.unit])})
 
     always_ptr, always, wake_ptr, wake_dim, wake_gptr, wake_groups = [0], [], [0], [], [0], []
+    mv_ptr, mv_dst, mv_k = [0], [], []
     for l in range(model.n_layers):
         by_dim: dict[int, list[int]] = {}
         run = [g for g in range(layer_groups[l], layer_groups[l + 1]) if g not in in_member]
@@ -730,10 +776,14 @@ def plan_ffn(model: CompiledModel, table_cap: int = 16) -> FfnPlan:
             else:
                 always.append(g)
         always_ptr.append(len(always))
-        for j in sorted(by_dim):
+        for j in sorted(set(by_dim) | set(moves[l])):
             wake_dim.append(j)
-            wake_groups += by_dim[j]
+            wake_groups += by_dim.get(j, [])
             wake_gptr.append(len(wake_groups))
+            for o, k in moves[l].get(j, []):
+                mv_dst.append(o)
+                mv_k.append(k)
+            mv_ptr.append(len(mv_dst))
         wake_ptr.append(len(wake_dim))
 
     i64, f64 = np.int64, np.float64
@@ -769,4 +819,5 @@ def plan_ffn(model: CompiledModel, table_cap: int = 16) -> FfnPlan:
         fam_mptr=arr(fam_mptr, i64), fam_member=arr(fam_member, i64), fam_t=arr(fam_t, f64),
         fam_tcum=arr(fam_tcum, f64), fam_tptr=arr(fam_tptr, i64), fam_rep=arr(fam_rep, i64), fam_ew=arr(fam_ew, f64),
         fam_cw=arr(fam_cw, f64),
+        mv_ptr=arr(mv_ptr, i64), mv_dst=arr(mv_dst, i64), mv_k=arr(mv_k, f64),
     )

@@ -965,8 +965,12 @@ def ffn_layer(l, x, delta, ptr, idx, val, ub, ffn, stamp, tick):
     for e in range(always_ptr[l], always_ptr[l + 1]):
         stamp[1, nq] = always[e]
         nq += 1
+    mv_ptr, mv_dst, mv_k = ffn[50], ffn[51], ffn[52]
     for e in range(wake_ptr[l], wake_ptr[l + 1]):
-        if x[wake_dim[e]] != 0.0:  # (NaN too: the guard then sends it unit by unit)
+        xv = x[wake_dim[e]]
+        if xv != 0.0:  # (NaN too: the guard then sends it unit by unit)
+            for m in range(mv_ptr[e], mv_ptr[e + 1]):  # copies and erasures, inline
+                delta[mv_dst[m]] += mv_k[m] * xv
             for f in range(wake_gptr[e], wake_gptr[e + 1]):
                 g = wake_groups[f]
                 if stamp[0, g] != tick:

@@ -78,7 +78,8 @@ class HullDecoder:
                      f.z_ptr, f.z_dim, f.z_b, f.zl_ptr, f.zl_dim, f.zl_val, f.always_ptr,
                      f.always_groups, f.wake_ptr, f.wake_dim, f.wake_gptr, f.wake_groups,
                      f.fam_mptr, f.fam_member, f.fam_t, f.fam_tcum, f.fam_tptr, f.fam_rep,
-                     f.fam_ew, f.fam_cw, f.ent_unit, f.iv_p, f.iv_q, f.ch_vptr, f.ch_vdim)
+                     f.fam_ew, f.fam_cw, f.ent_unit, f.iv_p, f.iv_q, f.ch_vptr, f.ch_vdim,
+                     f.mv_ptr, f.mv_dst, f.mv_k)
         # row 0: the token a group was last queued for; row 1: the queue (see ffn_layer)
         self._stamp = np.full((2, max(f.n_groups, 1)), -1, dtype=np.int64)
 

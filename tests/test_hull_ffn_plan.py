@@ -1,5 +1,5 @@
-"""FFN units grouped by gate direction (TABLE and SELECT groups, the guard's fallback) give
-exactly the dense forward pass: residual streams equal bit for bit at every stage."""
+"""FFN units grouped by gate direction (TABLE and SELECT groups, the guard's fallback, inline
+moves) give exactly the dense forward pass: residual streams equal bit for bit at every stage."""
 
 from __future__ import annotations
 
@@ -80,9 +80,10 @@ def check_stages_equal_the_dense_forward(model, ids) -> None:
 def test_every_path_is_planned():
     """Across drawn models the plan has TABLE and SELECT groups, groups with no input
     (constant gates), groups the guard sends unit by unit (HALF inputs), tables folded into
-    the layer's constant and groups run only when an input is non-zero."""
+    the layer's constant, groups run only when an input is non-zero, and moves (constant-gate
+    units of power-of-two weights reading one dimension, added inline by their wake entry)."""
     seen = {"table": 0, "select": 0, "constant": 0, "guarded": 0, "folded": 0, "woken": 0,
-            "linear": 0}
+            "linear": 0, "move": 0}
 
     @settings(max_examples=30, deadline=None, database=None)
     @given(ffn_models())
@@ -96,6 +97,7 @@ def test_every_path_is_planned():
         seen["folded"] += int(plan.z_dim.size)  # tables relative to their output at s = 0
         seen["woken"] += int(plan.wake_groups.size)
         seen["linear"] += int((plan.group_kind == LINEAR).sum())
+        seen["move"] += int(plan.mv_dst.size)
 
     collect()
     assert all(v > 0 for v in seen.values()), seen
