@@ -718,6 +718,16 @@ def position_query(pvals, slot, head_i, head_f, kcoef, g, qx, qy, i):
         a = qx * kcoef[g, 0, 1] + qy * kcoef[g, 1, 1]
         if b < 0.0:
             v = -a / (2.0 * b)
+            # The usual look-up (keys (2j, -j^2), query (q, 1)): the vertex is an exact
+            # integer, so the scores rise strictly up to it and fall strictly after it, and
+            # the answer is the vertex clamped to 0..i, with no tie.  v is that integer when
+            # a and b are exact (their terms below 2^53) and |b| <= 2^20 (a quotient within
+            # rounding of an integer, |v| < 2^32, is then that integer).
+            if (v == math.floor(v) and -b <= 1048576.0 and abs(v) < 4294967296.0
+                    and abs(qx) * abs(kcoef[g, 0, 1]) + abs(qy) * abs(kcoef[g, 1, 1]) < SCORE_LIMIT
+                    and abs(qx) * abs(kcoef[g, 0, 2]) + abs(qy) * abs(kcoef[g, 1, 2]) < SCORE_LIMIT):
+                m = 0 if v <= 0.0 else (i if v >= float(i) else int(v))
+                return pvals[slot, m, 0], pvals[slot, m, 1], OK
         else:
             v = float(i) if sa > 0 else 0.0
         if not v >= 0.0:  # also NaN
