@@ -79,7 +79,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
@@ -171,9 +171,9 @@ class FfnPlan:
     fam_cw: np.ndarray  # [len(in_dim)] float64
     # MOVEs (see the module docstring), by wake entry: wake_dim[e] non-zero adds
     # mv_k[m] * x[wake_dim[e]] to delta[mv_dst[m]] for m in mv_ptr[e]:mv_ptr[e + 1]
-    mv_ptr: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
-    mv_dst: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    mv_k: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float64))
+    mv_ptr: np.ndarray  # [len(wake_dim) + 1] int64
+    mv_dst: np.ndarray  # int64
+    mv_k: np.ndarray  # float64
 
     @property
     def n_groups(self) -> int:

@@ -190,9 +190,12 @@ class Lowerer:
                            [abs(int(c)) * max(abs(lo - p), abs(hi - p)) for p, c in kinks])
         return w * f0 + self.block(node, label, units, -mag, mag, unit_bound=bound)
 
-    def product(self, node: Node, a: Lin, b: Lin, label: str) -> Lin:
-        """a * b = lo_a * b + relu(a - lo_a) * b, exact since a - lo_a >= 0."""
-        (alo, ahi), (blo, bhi) = self.range_of(a), self.range_of(b)
+    def product(self, node: Node, a: Lin, b: Lin, label: str,
+                ranges: tuple[tuple[int, int], tuple[int, int]] | None = None) -> Lin:
+        """a * b = lo_a * b + relu(a - lo_a) * b, exact since a - lo_a >= 0.  `ranges`: the
+        factors' own value ranges when the caller knows them tighter than the slot-wise sums
+        of their Lins (a select's Lin can be 10x wider than the values it takes)."""
+        (alo, ahi), (blo, bhi) = ranges if ranges is not None else (self.range_of(a), self.range_of(b))
         if a.is_const:
             return b * a.const
         if b.is_const:
@@ -239,22 +242,12 @@ class Lowerer:
         return tuple(Lin.of(s) for s in outs)
 
     def square(self, node: Node, key: Lin, rng: tuple[int, int] | None = None) -> Lin:
-        """key^2 for a look-up's key.  With `rng` (the key node's own range: a select's Lin
-        sums loose slot ranges, far wider than the values it takes), one unit relu(key - lo) *
-        key checked against that range: key^2 = lo key + (key - lo) key for key >= lo."""
+        """key^2 for a look-up's key; `rng`: the key node's own range (see `product`)."""
         if key == Lin.of(self.pos()):
             return Lin.of(self.pos_sq())
         if key not in self._squares:
-            label = f"({node.label}) key^2"
-            if rng is None:
-                self._squares[key] = self.product(node, key, key, label)
-            else:
-                lo, hi = rng
-                vals = [(x - lo) * x for x in range(lo, hi + 1)] if hi - lo < 4 else \
-                    [(x - lo) * y for x in (lo, hi) for y in (lo, hi)] + [0]
-                self._squares[key] = key * lo + self.block(
-                    node, label, [Unit(key - lo, key, 1)], min(vals), max(vals),
-                    unit_bound=(hi - lo) * max(abs(lo), abs(hi)))
+            self._squares[key] = self.product(node, key, key, f"({node.label}) key^2",
+                                              None if rng is None else (rng, rng))
         return self._squares[key]
 
     def lookup(self, node: Node, op: Lookup) -> Lin:

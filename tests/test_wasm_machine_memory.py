@@ -108,45 +108,6 @@ def test_memory_grows_to_the_format_cap_of_1024_pages():
     assert run.results == ((0x01020304 + 9 + (1024 << 16)) & 0xFFFFFFFF,)
 
 
-@st.composite
-def grow_programs(draw):
-    """memory.grow by small and huge deltas (some past the maximum) between loads, stores and
-    memory.size near the page boundaries they move; results fold into a global."""
-    pages = draw(st.integers(0, 2))
-    top = draw(st.one_of(st.none(), st.integers(pages, 5)))
-    body = []
-    for _ in range(draw(st.integers(2, 8))):
-        kind = draw(st.integers(0, 3))
-        if kind == 0:
-            delta = draw(st.one_of(st.integers(0, 3), st.sampled_from([-1, 1 << 20, 2000])))
-            body.append(f"(global.set $acc (i32.add (global.get $acc) (memory.grow (i32.const {delta}))))")
-        elif kind == 1:
-            body.append("(global.set $acc (i32.xor (global.get $acc) (memory.size)))")
-        else:
-            addr = draw(st.integers(0, 5)) * 65536 + draw(st.integers(-4, 3))
-            if kind == 2:
-                body.append(f"(i32.store16 (i32.const {addr}) (i32.const {draw(VALUES)}))")
-            else:
-                body.append("(global.set $acc (i32.add (i32.mul (global.get $acc) (i32.const 3)) "
-                            f"(i32.load (i32.const {addr}))))")
-    limits = f"{pages}" if top is None else f"{pages} {top}"
-    return (f"(module (memory {limits}) (global $acc (mut i32) (i32.const 0))\n"
-            ' (func (export "main") (result i32)\n  ' + "\n  ".join(body) + "\n  global.get $acc))")
-
-
-@settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck))
-@given(grow_programs())
-def test_generated_grow_programs_hull_equals_reference_trace(src):
-    check(src)
-
-
-@pytest.mark.slow
-@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
-@given(grow_programs())
-def test_generated_grow_programs_hull_equals_reference_trace_long(src):
-    check(src)
-
-
 LOADS = ["i32.load", "i32.load8_s", "i32.load8_u", "i32.load16_s", "i32.load16_u"]
 STORES = ["i32.store", "i32.store8", "i32.store16"]
 VALUES = st.one_of(st.sampled_from([0, -1, 127, 128, 255, 0x8000, 0x7FFF8081]),
@@ -187,4 +148,43 @@ def test_generated_memory_programs_hull_equals_reference_trace(src):
 @settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
 @given(memory_programs())
 def test_generated_memory_programs_hull_equals_reference_trace_long(src):
+    check(src)
+
+
+@st.composite
+def grow_programs(draw):
+    """memory.grow by small and huge deltas (some past the maximum) between loads, stores and
+    memory.size near the page boundaries they move; results fold into a global."""
+    pages = draw(st.integers(0, 2))
+    top = draw(st.one_of(st.none(), st.integers(pages, 5)))
+    body = []
+    for _ in range(draw(st.integers(2, 8))):
+        kind = draw(st.integers(0, 3))
+        if kind == 0:
+            delta = draw(st.one_of(st.integers(0, 3), st.sampled_from([-1, 1 << 20, 2000])))
+            body.append(f"(global.set $acc (i32.add (global.get $acc) (memory.grow (i32.const {delta}))))")
+        elif kind == 1:
+            body.append("(global.set $acc (i32.xor (global.get $acc) (memory.size)))")
+        else:
+            addr = draw(st.integers(0, 5)) * 65536 + draw(st.integers(-4, 3))
+            if kind == 2:
+                body.append(f"(i32.store16 (i32.const {addr}) (i32.const {draw(VALUES)}))")
+            else:
+                body.append("(global.set $acc (i32.add (i32.mul (global.get $acc) (i32.const 3)) "
+                            f"(i32.load (i32.const {addr}))))")
+    limits = f"{pages}" if top is None else f"{pages} {top}"
+    return (f"(module (memory {limits}) (global $acc (mut i32) (i32.const 0))\n"
+            ' (func (export "main") (result i32)\n  ' + "\n  ".join(body) + "\n  global.get $acc))")
+
+
+@settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck))
+@given(grow_programs())
+def test_generated_grow_programs_hull_equals_reference_trace(src):
+    check(src)
+
+
+@pytest.mark.slow
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(grow_programs())
+def test_generated_grow_programs_hull_equals_reference_trace_long(src):
     check(src)
