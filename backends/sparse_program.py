@@ -33,9 +33,13 @@ Row bank layout (``bases`` holds the first row of each block):
 
 from __future__ import annotations
 
+import hashlib
 import math
+import os
+import pickle
 from dataclasses import dataclass
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 
@@ -235,7 +239,36 @@ def _position_key(model: CompiledModel, first: np.ndarray, layer: int, krows: np
     return coef, float(lo)
 
 
+_BUILDERS = ("sparse_program.py", "hull_ffn_plan.py", "hull_kernels.py")
+
+
 def sparse_program(model: CompiledModel) -> SparseProgram:
+    """The sparse form of ``model``.  Building it plans every FFN group with exact rational
+    arithmetic (5 s for the WASM machine, longer than most programs run), so for a model
+    loaded from a file (``model.digest`` set) it is kept in :func:`rasp2d.cache.cache_dir`,
+    keyed by the model's content and the source of the code that builds it."""
+    if model.digest is None:
+        return build_sparse_program(model)
+    from rasp2d.cache import cache_dir
+    here = Path(__file__).resolve().parent
+    code = hashlib.sha256(b"".join((here / f).read_bytes() for f in _BUILDERS)).hexdigest()
+    path = cache_dir() / f"sparse-{model.digest[:20]}-{code[:12]}.pkl"
+    try:
+        with open(path, "rb") as fh:
+            program = pickle.load(fh)
+        if isinstance(program, SparseProgram):
+            return program
+    except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError):
+        pass  # missing or unreadable: rebuild it
+    program = build_sparse_program(model)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        pickle.dump(program, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(tmp, path)  # atomic: a concurrent reader sees the old state or the whole file
+    return program
+
+
+def build_sparse_program(model: CompiledModel) -> SparseProgram:
     model.validate()
     first = first_writes(model)
     ffn = plan_ffn(model)

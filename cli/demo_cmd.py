@@ -18,10 +18,14 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from rasp2d.interpreter_spec.frontend import default_entry, load_program
-    from rasp2d.interpreter_spec.machine import UnsupportedByMachine, model_path, run_in_model
+    from rasp2d.interpreter_spec.machine import (
+        UnsupportedByMachine, cached_model_path, model_path, run_in_model,
+    )
     from rasp2d.interpreter_spec.oracle import run_reference
 
-    print("== compiling the WASM interpreter (interpreter_spec/wasm.rasp2d) into a transformer")
+    cached = cached_model_path().exists()
+    print("== compiling the WASM interpreter (interpreter_spec/wasm.rasp2d) into a transformer"
+          + (f" (already compiled: {cached_model_path()})" if cached else ""))
     t0 = time.perf_counter()
     path = model_path()
     from rasp2d.backends.model_file import CompiledModel

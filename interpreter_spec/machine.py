@@ -8,8 +8,6 @@ predict every trace token from the tokens before it.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -111,12 +109,6 @@ def check_supported(layout) -> None:
                                        f"WASM machine yet (use --backend reference)")
 
 
-def _cache_dir() -> Path:
-    d = Path(os.environ.get("RASP2D_CACHE_DIR", Path(tempfile.gettempdir()) / "rasp2d-cache"))
-    d.mkdir(parents=True, exist_ok=True)
-    return d
-
-
 @lru_cache(maxsize=1)
 def compiled():
     """CompileResult of wasm.rasp2d (graph + model); the model file is cached on disk."""
@@ -125,22 +117,30 @@ def compiled():
 
 
 def cache_key(source: bytes) -> str:
-    """Key of a compiled machine in the cache: its source, the stdlib, the vocabulary and the
-    compiler itself (a compiler change can change the weights of the same source)."""
+    """Key of a compiled machine in the cache: its source, the stdlib, the vocabulary, the
+    compiler itself (a compiler change can change the weights of the same source) and the
+    model file format."""
     from rasp2d.compiler.elaborate import STDLIB_DIR
     pkg = Path(__file__).resolve().parent.parent
     h = hashlib.sha256(source)
     for p in [*sorted(STDLIB_DIR.glob("*.rasp2d")), SPEC.with_name("wasm_vocab.txt"),
-              *sorted((pkg / "compiler").glob("*.py")), *sorted((pkg / "lang").glob("*"))]:
+              *sorted((pkg / "compiler").glob("*.py")), *sorted((pkg / "lang").glob("*")),
+              pkg / "backends" / "model_file.py"]:
         if p.is_file():
             h.update(p.read_bytes())
     return h.hexdigest()[:16]
 
 
+def cached_model_path() -> Path:
+    """Where :func:`model_path` keeps the compiled machine (it may not be there yet)."""
+    from rasp2d.cache import cache_dir
+    return cache_dir() / f"wasm-machine-{cache_key(SPEC.read_bytes())}.npz"
+
+
 def model_path() -> Path:
     """The compiled machine as a model file, rebuilt when wasm.rasp2d, the stdlib or the
     compiler change."""
-    path = _cache_dir() / f"wasm-machine-{cache_key(SPEC.read_bytes())}.npz"
+    path = cached_model_path()
     if not path.exists():
         compiled().model.save(path)
     return path

@@ -189,11 +189,13 @@ def specialise(program: Module | Layout) -> SpecialisedMachine:
 def specialised_model_path(program: Module | Layout) -> Path:
     """The specialised machine as a model file, cached by its source (with the stdlib and the
     compiler, as the general machine)."""
-    from .machine import _cache_dir, cache_key
+    from rasp2d.cache import cache_dir
+
+    from .machine import cache_key
     layout = as_layout(program)
     check_supported(layout)
     source = specialised_source(layout)
-    path = _cache_dir() / f"wasm-special-{cache_key(source.encode())}.npz"
+    path = cache_dir() / f"wasm-special-{cache_key(source.encode())}.npz"
     if not path.exists():
         from rasp2d.compiler.api import compile_source
         compile_source(source, str(SPEC)).model.save(path)
