@@ -668,20 +668,83 @@ def _not_rising(kcoef, g, qx, qy, i, m):
 
 
 @njit(cache=True, _nrt=False, inline='always')
-def position_insert(pvals, slot, head_i, head_f, pmax, g, kx, ky, v0, v1, t):
-    """Record position ``t``'s value for a head whose keys are a function of the position."""
+def _exc_slot(exc_keys, key):
+    """Probe start of ``key`` in the open-addressing table of wide values (power-of-two size)."""
+    h = np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)
+    return np.int64(h >> np.uint64(20)) & (exc_keys.shape[0] - 1)
+
+
+@njit(cache=True, _nrt=False, inline='always')
+def exc_put(exc_keys, exc_vals, exc_meta, key, v0, v1):
+    """Store a value pair that float32 cannot hold exactly (linear probing; the caller keeps
+    the table at most half full, see :func:`has_exc_room`)."""
+    mask = exc_keys.shape[0] - 1
+    j = _exc_slot(exc_keys, key)
+    while exc_keys[j] != -1 and exc_keys[j] != key:
+        j = (j + 1) & mask
+    if exc_keys[j] == -1:
+        exc_meta[0] += 1
+    exc_keys[j] = key
+    exc_vals[j, 0] = v0
+    exc_vals[j, 1] = v1
+
+
+@njit(cache=True, _nrt=False, inline='always')
+def has_exc_room(exc_keys, exc_meta, n_heads):
+    """Room for one more token's worth of wide values with the table still half empty."""
+    return 2 * (exc_meta[0] + n_heads) <= exc_keys.shape[0]
+
+
+@njit(cache=True, _nrt=False)
+def exc_rehash(old_keys, old_vals, exc_keys, exc_vals, exc_meta):
+    """Move every entry of the old table into the fresh (larger, all -1) one."""
+    exc_meta[0] = 0
+    for j in range(old_keys.shape[0]):
+        if old_keys[j] != -1:
+            exc_put(exc_keys, exc_vals, exc_meta, old_keys[j], old_vals[j, 0], old_vals[j, 1])
+
+
+@njit(cache=True, _nrt=False, inline='always')
+def _pval(pvals, exc_keys, exc_vals, slot, m):
+    """Position ``m``'s value pair of position-head row ``slot``, exactly as inserted."""
+    a = pvals[slot, m, 0]
+    if a != a:  # NaN marks a pair kept in the wide table
+        mask = exc_keys.shape[0] - 1
+        key = (np.int64(slot) << 40) + m
+        j = _exc_slot(exc_keys, key)
+        while exc_keys[j] != key:  # present: position_insert put it there
+            j = (j + 1) & mask
+        return exc_vals[j, 0], exc_vals[j, 1]
+    return np.float64(a), np.float64(pvals[slot, m, 1])
+
+
+@njit(cache=True, _nrt=False, inline='always')
+def position_insert(pvals, exc_keys, exc_vals, exc_meta, slot, head_i, head_f, pmax, g,
+                    kx, ky, v0, v1, t):
+    """Record position ``t``'s value for a head whose keys are a function of the position.
+
+    Values are kept as float32 (half the memory of the caches' dominant part: compiled values
+    are bytes, flags and positions); a pair float32 cannot hold exactly (a NaN included) goes
+    to the wide table instead, marked by NaN, so every value reads back bit for bit."""
     if t > pmax:
         return ERR_KEY_RANGE
     code = _count_insert(head_i, head_f, g, kx, ky, v0, v1, t)
     if code == OK:
         it = int(t)
-        pvals[slot, it, 0] = v0
-        pvals[slot, it, 1] = v1
+        f0 = np.float32(v0)
+        f1 = np.float32(v1)
+        if f0 == v0 and f1 == v1:
+            pvals[slot, it, 0] = f0
+            pvals[slot, it, 1] = f1
+        else:
+            pvals[slot, it, 0] = np.float32(np.nan)
+            pvals[slot, it, 1] = np.float32(np.nan)
+            exc_put(exc_keys, exc_vals, exc_meta, (np.int64(slot) << 40) + it, v0, v1)
     return code
 
 
 @njit(cache=True, _nrt=False, inline='always')
-def position_query(pvals, slot, head_i, head_f, kcoef, g, qx, qy, i):
+def position_query(pvals, exc_keys, exc_vals, slot, head_i, head_f, kcoef, g, qx, qy, i):
     """Hard-max over positions ``0..i`` of a head whose keys are a known quadratic curve of
     the position: O(1) expected, no hull.
 
@@ -727,7 +790,8 @@ def position_query(pvals, slot, head_i, head_f, kcoef, g, qx, qy, i):
                     and abs(qx) * abs(kcoef[g, 0, 1]) + abs(qy) * abs(kcoef[g, 1, 1]) < SCORE_LIMIT
                     and abs(qx) * abs(kcoef[g, 0, 2]) + abs(qy) * abs(kcoef[g, 1, 2]) < SCORE_LIMIT):
                 m = 0 if v <= 0.0 else (i if v >= float(i) else int(v))
-                return pvals[slot, m, 0], pvals[slot, m, 1], OK
+                o0, o1 = _pval(pvals, exc_keys, exc_vals, slot, m)
+                return o0, o1, OK
         else:
             v = float(i) if sa > 0 else 0.0
         if not v >= 0.0:  # also NaN
@@ -749,12 +813,13 @@ def position_query(pvals, slot, head_i, head_f, kcoef, g, qx, qy, i):
             m = lo
         if m < i and _position_score(kcoef, g, qx, qy, m + 1) == _position_score(kcoef, g, qx, qy, m):
             m2 = m + 1
+    a0, a1 = _pval(pvals, exc_keys, exc_vals, slot, m)
     if m2 == -1:
-        return pvals[slot, m, 0], pvals[slot, m, 1], OK
+        return a0, a1, OK
+    b0, b1 = _pval(pvals, exc_keys, exc_vals, slot, m2)
     if tie == LATEST_TIE:
-        return pvals[slot, m2, 0], pvals[slot, m2, 1], OK
-    return ((pvals[slot, m, 0] + pvals[slot, m2, 0]) / 2.0,
-            (pvals[slot, m, 1] + pvals[slot, m2, 1]) / 2.0, OK)
+        return b0, b1, OK
+    return (a0 + b0) / 2.0, (a1 + b1) / 2.0, OK
 
 
 # ----------------------------------------------------------------------------- FFN
@@ -1084,7 +1149,8 @@ def decode_loop(prompt, out, cursor, max_new, stop_id, start,
                 embed, ptr, idx, val, bases, layer_heads, head_tie, head_mode, head_slot,
                 head_kcoef, head_pmax, fold_ptr, fold_idx, ucols, ublock, uh, ffn, stamp,
                 x, delta, head_out, logits, stages, record, use_hull,
-                nodes, points, point_info, head_i, head_f, meta, pvals, bkeys, bvals, err):
+                nodes, points, point_info, head_i, head_f, meta, pvals, exc_keys, exc_vals,
+                exc_meta, bkeys, bvals, err):
     """The greedy loop of ``generate.stream`` with the whole decoding step inside, resumable.
 
     Feeds ``prompt`` from position ``start``, then its own predictions, until ``max_new``
@@ -1113,7 +1179,8 @@ def decode_loop(prompt, out, cursor, max_new, stop_id, start,
             if nxt == stop_id or cursor[1] == max_new:
                 return DONE
         if use_hull:
-            if not has_room(nodes, points, meta, n_heads) or start + fed >= pvals.shape[1]:
+            if (not has_room(nodes, points, meta, n_heads) or start + fed >= pvals.shape[1]
+                    or not has_exc_room(exc_keys, exc_meta, n_heads)):
                 return NEED_ROOM
         elif start + fed >= bkeys.shape[2]:
             return NEED_ROOM
@@ -1140,10 +1207,12 @@ def decode_loop(prompt, out, cursor, max_new, stop_id, start,
                 if use_hull:
                     if head_mode[g] == HEAD_POSITION:
                         slot = head_slot[g]
-                        code = position_insert(pvals, slot, head_i, head_f, head_pmax[g], g,
+                        code = position_insert(pvals, exc_keys, exc_vals, exc_meta, slot,
+                                               head_i, head_f, head_pmax[g], g,
                                                k0, k1, v0, v1, fpos)
                         if code == OK:
-                            o0, o1, code = position_query(pvals, slot, head_i, head_f,
+                            o0, o1, code = position_query(pvals, exc_keys, exc_vals, slot,
+                                                          head_i, head_f,
                                                           head_kcoef, g, q0, q1, pos)
                     else:
                         code = hull_insert(nodes, points, point_info, head_i, head_f, meta, g,

@@ -9,7 +9,9 @@ scans every earlier position, O(t), as the speed baseline and a second check.
 
 Heads whose keys are a fixed function of the position (``lookup(indices, ...)``, previous
 token) keep no hull: their answer has a closed form (``position_query``), and they store one
-value per position.  FFN units are evaluated by groups (:mod:`rasp2d.backends.hull_ffn_plan`).
+value pair per position, as float32 when that is exact (it is for the WASM machine's bytes,
+flags and positions; other pairs go to a side table), so 8 bytes per head and position.
+FFN units are evaluated by groups (:mod:`rasp2d.backends.hull_ffn_plan`).
 
 Decoding runs in one numba function (:func:`~rasp2d.backends.hull_kernels.decode_loop`)
 over the flattened sparse weights of :mod:`rasp2d.backends.sparse_program` (padding heads
@@ -23,11 +25,16 @@ import numpy as np
 
 from rasp2d.backends.generate import Generated
 from rasp2d.backends.hull_cache import ERROR_TEXT, ExactnessError, HullPool
-from rasp2d.backends.hull_kernels import DONE, FAILED, decode_loop, dense_logits
+from rasp2d.backends.hull_kernels import DONE, FAILED, decode_loop, dense_logits, exc_rehash
 from rasp2d.backends.model_file import CompiledModel
 from rasp2d.backends.sparse_program import SparseProgram, sparse_program
 
 CACHES = ("hull", "brute")
+
+
+def _table_size(n: int) -> int:
+    """Smallest power of two >= max(n, 64): the wide-value table's sizes."""
+    return 1 << max(6, (max(n, 1) - 1).bit_length())
 
 
 class HullDecoder:
@@ -66,7 +73,13 @@ class HullDecoder:
         self._bkeys = np.zeros((max(G, 1), 2, width))  # component-major: see brute_query
         self._bvals = np.zeros((max(G, 1), 2, width))
         # position heads keep one value per position (their keys are known functions of it)
-        self._pvals = np.zeros((p.n_position_heads, 64 if self._use_hull else 0, 2))
+        # (float32: see hull_kernels.position_insert; pairs float32 cannot hold go to the
+        # open-addressing table exc_keys/exc_vals, keyed slot << 40 | position, -1 = empty)
+        self._pvals = np.zeros((p.n_position_heads, 64 if self._use_hull else 0, 2),
+                               dtype=np.float32)
+        self._exc_keys = np.full(_table_size(4 * G), -1, dtype=np.int64)
+        self._exc_vals = np.zeros((self._exc_keys.shape[0], 2))
+        self._exc_meta = np.zeros(1, dtype=np.int64)  # entries in the table
         u = p.uhull
         self._uhull = (u.usable, u.m, u.uabs, u.pabs, u.chain_ptr, u.chain_x, u.chain_y,
                        u.chain_id, u.extreme_id)
@@ -90,9 +103,16 @@ class HullDecoder:
             self.pool.reserve()
             cap = self._pvals.shape[1]
             if need > cap:  # entries past the position are written before they are read
-                grown = np.empty((self._pvals.shape[0], max(need, 2 * cap), 2))
+                grown = np.empty((self._pvals.shape[0], max(need, 2 * cap), 2),
+                                 dtype=np.float32)
                 grown[:, :cap] = self._pvals
                 self._pvals = grown
+            want = _table_size(2 * (int(self._exc_meta[0]) + self.program.n_used_heads))
+            if want > self._exc_keys.shape[0]:
+                old_keys, old_vals = self._exc_keys, self._exc_vals
+                self._exc_keys = np.full(2 * want, -1, dtype=np.int64)
+                self._exc_vals = np.zeros((2 * want, 2))
+                exc_rehash(old_keys, old_vals, self._exc_keys, self._exc_vals, self._exc_meta)
         else:
             cap = self._bkeys.shape[2]
             if need > cap:
@@ -109,7 +129,8 @@ class HullDecoder:
                 p.head_slot, p.head_kcoef, p.head_pmax, p.fold_ptr, p.fold_idx, p.ucols,
                 p.ublock, self._uhull, self._ffn, self._stamp, self.x, self._delta, self._head_out, self._logits,
                 self.stages, self.record, self._use_hull, pool.nodes, pool.points,
-                pool.point_info, pool.head_i, pool.head_f, pool.meta, self._pvals, self._bkeys,
+                pool.point_info, pool.head_i, pool.head_f, pool.meta, self._pvals, self._exc_keys,
+                self._exc_vals, self._exc_meta, self._bkeys,
                 self._bvals, self._err)
 
     def _raise(self) -> None:
@@ -176,6 +197,7 @@ class HullDecoder:
     def cache_bytes(self) -> int:
         """Bytes the caches use for the positions fed so far (live rows only)."""
         if self._use_hull:
-            return self.pool.live_bytes() + self._pvals.shape[0] * self.position * 2 * 8
+            return (self.pool.live_bytes() + self._pvals.shape[0] * self.position * 2 * 4
+                    + int(self._exc_meta[0]) * 3 * 8)
         return self.program.n_used_heads * self.position * 4 * 8
 

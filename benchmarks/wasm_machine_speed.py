@@ -68,6 +68,7 @@ class ModelFigures:
     instructions: int  # executed in the (possibly capped) run
     trace_tokens: int
     prompt_tokens: int
+    cache_bytes: int  # KV caches at the end of the run (hull runtime)
     prefill_s: float  # medians
     decode_s: float
     capped: bool
@@ -120,7 +121,7 @@ def model_run(case: Case, repeat: int, max_steps: int | None,
                                  f"trace token {i} ({got.trace[i:i + 1]} vs {ref.trace[i:i + 1]})")
         prefill.append(got.prefill_seconds)
         decode.append(got.decode_seconds)
-    return ModelFigures(ref.instructions, len(ref.trace), len(prompt),
+    return ModelFigures(ref.instructions, len(ref.trace), len(prompt), got.cache_bytes,
                         statistics.median(prefill), statistics.median(decode),
                         ref.stopped_early)
 
@@ -215,7 +216,9 @@ def main() -> None:
         print(f"{'':<10} model: prompt {fig.prompt_tokens:,} tokens prefilled in "
               f"{fig.prefill_s:.3f}s; {fig.instructions:,} instructions -> "
               f"{fig.trace_tokens:,} trace tokens in {fig.decode_s:.3f}s"
-              f"{' (capped run)' if fig.capped else ''}; trace equals the reference")
+              f"{' (capped run)' if fig.capped else ''}; trace equals the reference; "
+              f"caches {fig.cache_bytes / 1e6:,.0f} MB = "
+              f"{fig.cache_bytes / (fig.prompt_tokens + fig.trace_tokens):,.0f} B per token")
         if args.specialise:
             specialised_report(case, args.repeat, args.max_steps, fig)
     if reasons:

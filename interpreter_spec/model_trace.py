@@ -29,6 +29,7 @@ class GeneratedTrace:
     prompt_tokens: int
     prefill_seconds: float  # feeding the prompt
     decode_seconds: float  # generating the trace
+    cache_bytes: int = 0  # the decoder's KV caches at the end (HullDecoder.cache_bytes)
 
     @property
     def seconds(self) -> float:
@@ -71,7 +72,7 @@ def generate_trace(machine, prompt: Sequence[str], max_new: int, *,
         last = got[-1]
     done = time.perf_counter()
     return GeneratedTrace(tuple(VOCAB[t] for t in out), ended, len(prompt),
-                          prefilled - started, done - prefilled)
+                          prefilled - started, done - prefilled, dec.cache_bytes())
 
 
 def first_difference(a: Sequence[str], b: Sequence[str]) -> int | None:
