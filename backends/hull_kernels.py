@@ -707,7 +707,7 @@ def exc_rehash(old_keys, old_vals, exc_keys, exc_vals, exc_meta):
 @njit(cache=True, _nrt=False, inline='always')
 def _pval(pvals, exc_keys, exc_vals, slot, m):
     """Position ``m``'s value pair of position-head row ``slot``, exactly as inserted."""
-    a = pvals[slot, m, 0]
+    a = pvals[m, slot, 0]
     if a != a:  # NaN marks a pair kept in the wide table
         mask = exc_keys.shape[0] - 1
         key = (np.int64(slot) << 40) + m
@@ -715,7 +715,7 @@ def _pval(pvals, exc_keys, exc_vals, slot, m):
         while exc_keys[j] != key:  # present: position_insert put it there
             j = (j + 1) & mask
         return exc_vals[j, 0], exc_vals[j, 1]
-    return np.float64(a), np.float64(pvals[slot, m, 1])
+    return np.float64(a), np.float64(pvals[m, slot, 1])
 
 
 @njit(cache=True, _nrt=False, inline='always')
@@ -734,11 +734,11 @@ def position_insert(pvals, exc_keys, exc_vals, exc_meta, slot, head_i, head_f, p
         f0 = np.float32(v0)
         f1 = np.float32(v1)
         if f0 == v0 and f1 == v1:
-            pvals[slot, it, 0] = f0
-            pvals[slot, it, 1] = f1
+            pvals[it, slot, 0] = f0
+            pvals[it, slot, 1] = f1
         else:
-            pvals[slot, it, 0] = np.float32(np.nan)
-            pvals[slot, it, 1] = np.float32(np.nan)
+            pvals[it, slot, 0] = np.float32(np.nan)
+            pvals[it, slot, 1] = np.float32(np.nan)
             exc_put(exc_keys, exc_vals, exc_meta, (np.int64(slot) << 40) + it, v0, v1)
     return code
 
@@ -1179,7 +1179,7 @@ def decode_loop(prompt, out, cursor, max_new, stop_id, start,
             if nxt == stop_id or cursor[1] == max_new:
                 return DONE
         if use_hull:
-            if (not has_room(nodes, points, meta, n_heads) or start + fed >= pvals.shape[1]
+            if (not has_room(nodes, points, meta, n_heads) or start + fed >= pvals.shape[0]
                     or not has_exc_room(exc_keys, exc_meta, n_heads)):
                 return NEED_ROOM
         elif start + fed >= bkeys.shape[2]:

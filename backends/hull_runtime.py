@@ -75,7 +75,9 @@ class HullDecoder:
         # position heads keep one value per position (their keys are known functions of it)
         # (float32: see hull_kernels.position_insert; pairs float32 cannot hold go to the
         # open-addressing table exc_keys/exc_vals, keyed slot << 40 | position, -1 = empty)
-        self._pvals = np.zeros((p.n_position_heads, 64 if self._use_hull else 0, 2),
+        # position-major ([position, head row, 2]): a token's inserts share cache lines, and
+        # growing appends at the end, which realloc does without copying (see _make_room)
+        self._pvals = np.zeros((64 if self._use_hull else 0, p.n_position_heads, 2),
                                dtype=np.float32)
         self._exc_keys = np.full(_table_size(4 * G), -1, dtype=np.int64)
         self._exc_vals = np.zeros((self._exc_keys.shape[0], 2))
@@ -101,12 +103,12 @@ class HullDecoder:
         need = self.position + positions
         if self._use_hull:
             self.pool.reserve()
-            cap = self._pvals.shape[1]
-            if need > cap:  # entries past the position are written before they are read
-                grown = np.empty((self._pvals.shape[0], max(need, 2 * cap), 2),
-                                 dtype=np.float32)
-                grown[:, :cap] = self._pvals
-                self._pvals = grown
+            cap = self._pvals.shape[0]
+            if need > cap:
+                # in place: large blocks grow by mremap, no copy of the (gigabytes of) old
+                # rows; the kernel holds no view of the array between calls
+                self._pvals.resize((max(need, 2 * cap),) + self._pvals.shape[1:],
+                                   refcheck=False)
             want = _table_size(2 * (int(self._exc_meta[0]) + self.program.n_used_heads))
             if want > self._exc_keys.shape[0]:
                 old_keys, old_vals = self._exc_keys, self._exc_vals
@@ -197,7 +199,7 @@ class HullDecoder:
     def cache_bytes(self) -> int:
         """Bytes the caches use for the positions fed so far (live rows only)."""
         if self._use_hull:
-            return (self.pool.live_bytes() + self._pvals.shape[0] * self.position * 2 * 4
+            return (self.pool.live_bytes() + self._pvals.shape[1] * self.position * 2 * 4
                     + int(self._exc_meta[0]) * 3 * 8)
         return self.program.n_used_heads * self.position * 4 * 8
 
