@@ -37,6 +37,8 @@ class ExecResult:
     steps: int  # WASM (flat-program) instructions executed
     trap: str | None = None  # the trap, named as the spec names it, with its location
     trace_tokens: int | None = None  # tokens generated, for backends that run a transformer
+    run_seconds: float | None = None  # the transformer's prompt + generation, without loading
+    prompt_tokens: int = 0  # the transformer's prompt
 
 
 def _run_reference(req: ExecRequest) -> ExecResult:
@@ -92,7 +94,8 @@ def _run_transformer(backend: str) -> Callable[[ExecRequest], ExecResult]:
         if r.results is None and r.trap is None:
             raise StepLimitExceeded(f"stopped after {n} generated tokens without HALT")
         return ExecResult(r.results or (), r.output, r.instructions,
-                          trap=None if r.trap is None else r.trap, trace_tokens=n)
+                          trap=None if r.trap is None else r.trap, trace_tokens=n,
+                          run_seconds=r.seconds, prompt_tokens=r.prompt_len)
     return run
 
 
@@ -204,7 +207,10 @@ def run(args: argparse.Namespace) -> int:
     summary = (f"[rasp2d exec] backend={args.backend} instructions={result.steps} "
                f"time={elapsed:.3f}s rate={rate / 1e6:.4f}M instr/s")
     if args.backend != "reference" and result.trace_tokens:
-        summary += f" tok/s={result.trace_tokens / elapsed:,.0f}"
+        # tokens per second of the run itself (prompt + trace), not of loading the machine
+        run_s = result.run_seconds or elapsed
+        summary += (f" run={run_s:.3f}s tok/s="
+                    f"{(result.trace_tokens + result.prompt_tokens) / run_s:,.0f}")
     if result.trace_tokens is not None:
         summary += (f" trace_tokens={result.trace_tokens} "
                     f"({result.trace_tokens / max(1, result.steps):.2f}/instr)")

@@ -1,9 +1,9 @@
 """Generate a WASM machine trace with a compiled model, in the hull runtime's numba loop.
 
-`machine.run_in_model` feeds one token per Python call, which is what `rasp2d exec` needs for
-its progress bar; benchmarks, the spec suite and the specialisation checks want the fast path
-(`HullDecoder.generate`, the whole loop inside numba) and the prompt's prefill timed apart from
-generation, so that tokens/s describes decoding rather than Python overhead.
+`machine.run_in_model` (what `rasp2d exec` runs) decodes the trace and reports progress;
+benchmarks, the spec suite and the specialisation checks want the bare loop
+(`HullDecoder.generate`, inside numba) with the prompt's prefill timed apart from generation,
+and the trace as tokens to compare with the reference's.
 """
 
 from __future__ import annotations

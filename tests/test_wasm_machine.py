@@ -88,6 +88,28 @@ def test_fizzbuzz_c_runs_inside_the_model():
     assert r.tokens == run_traced(build_layout(module), entry).tokens
 
 
+def test_run_in_model_stops_at_a_trap_mid_chunk_and_reports_progress():
+    """The hull loop runs in chunks and only stops by itself at HALT: a trap ends the run at
+    its token (what the chunk generated after it is dropped), with every count right."""
+    module = load_program("""(module
+        (import "env" "putchar" (func $p (param i32) (result i32)))
+        (func (export "main") (result i32) (local i32)
+          (block (loop
+            (drop (call $p (i32.add (i32.const 65) (i32.rem_u (local.get 0) (i32.const 26)))))
+            (local.set 0 (i32.add (local.get 0) (i32.const 1)))
+            (br_if 0 (i32.lt_u (local.get 0) (i32.const 700)))))
+          (i32.div_u (i32.const 1) (i32.const 0))))""", "wat")
+    ref = run_traced(build_layout(module), "main")
+    seen = []
+    r = run_in_model(module, "main", progress=lambda *a: seen.append(a))
+    assert r.trap is not None and "divide by zero" in str(r.trap) and ref.trap is not None
+    assert r.tokens == ref.tokens and r.tokens[-1].startswith("TRAP_")
+    assert r.output == ref.output and len(r.output) == 700
+    assert r.instructions == ref.instructions
+    assert len(seen) >= 2 and [s[0] for s in seen] == sorted(s[0] for s in seen)
+    assert seen[-1][:2] == (len(r.tokens), r.instructions)
+
+
 def test_unsupported_opcode_is_refused_by_name():
     with pytest.raises(UnsupportedByMachine, match="i64.div_s"):
         traced('(module (func (export "main") (result i64) i64.const 6 i64.const 7 i64.div_s))')
