@@ -45,7 +45,7 @@ import numpy as np
 
 from rasp2d.backends.hull_ffn_plan import FfnPlan, first_writes, plan_ffn
 from rasp2d.backends.hull_kernels import HEAD_HULL, HEAD_POSITION, HEAD_ROWS, KEY_LIMIT, UNIT_ROWS
-from rasp2d.backends.model_file import CompiledModel
+from rasp2d.backends.model_file import CompiledModel, file_digest
 
 
 @dataclass(frozen=True, eq=False)
@@ -249,23 +249,42 @@ def sparse_program(model: CompiledModel) -> SparseProgram:
     keyed by the model's content and the source of the code that builds it."""
     if model.digest is None:
         return build_sparse_program(model)
+    path = _cache_path(model.digest)
+    program = _read_cached(path)
+    if program is None:
+        program = build_sparse_program(model)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as fh:
+            pickle.dump(program, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)  # atomic: a concurrent reader sees no file or the whole file
+    return program
+
+
+def sparse_program_of_file(path: str | Path) -> SparseProgram:
+    """:func:`sparse_program` of the model in ``path``; when its sparse form is cached, the
+    dense weights are never built (they take a second or two: 1.2 GB for the WASM machine)."""
+    digest = file_digest(path)
+    if digest is not None:
+        program = _read_cached(_cache_path(digest))
+        if program is not None:
+            return program
+    return sparse_program(CompiledModel.load(path))
+
+
+def _cache_path(digest: str) -> Path:
     from rasp2d.cache import cache_dir
     here = Path(__file__).resolve().parent
     code = hashlib.sha256(b"".join((here / f).read_bytes() for f in _BUILDERS)).hexdigest()
-    path = cache_dir() / f"sparse-{model.digest[:20]}-{code[:12]}.pkl"
+    return cache_dir() / f"sparse-{digest[:20]}-{code[:12]}.pkl"
+
+
+def _read_cached(path: Path) -> SparseProgram | None:
     try:
         with open(path, "rb") as fh:
             program = pickle.load(fh)
-        if isinstance(program, SparseProgram):
-            return program
     except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError):
-        pass  # missing or unreadable: rebuild it
-    program = build_sparse_program(model)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        pickle.dump(program, fh, protocol=pickle.HIGHEST_PROTOCOL)
-    os.replace(tmp, path)  # atomic: a concurrent reader sees the old state or the whole file
-    return program
+        return None  # missing or unreadable: the caller rebuilds it
+    return program if isinstance(program, SparseProgram) else None
 
 
 def build_sparse_program(model: CompiledModel) -> SparseProgram:

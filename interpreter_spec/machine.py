@@ -237,7 +237,11 @@ def decode_run(model_file: Path, prompt: list[str], *, backend: str = "hull",
     from .trace import decode_trace
     from .vocab import TOKEN_ID, VOCAB
 
-    dec = make_decoder(backend, CompiledModel.load(model_file))
+    if backend in ("hull", "brute"):  # the sparse form only: no dense weights are built
+        from rasp2d.backends.sparse_program import sparse_program_of_file
+        dec = make_decoder(backend, sparse_program_of_file(model_file))
+    else:
+        dec = make_decoder(backend, CompiledModel.load(model_file))
     ids = [TOKEN_ID[t] for t in prompt]
     halt, m_id = TOKEN_ID["HALT"], TOKEN_ID["M"]
     jl_lo, jl_hi = TOKEN_ID["JL00"], TOKEN_ID["JLff"]

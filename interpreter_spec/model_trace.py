@@ -38,10 +38,9 @@ class GeneratedTrace:
 
 @lru_cache(maxsize=4)
 def sparse_machine(model_file: Path):
-    """The sparse form of a model file, built once (it is the slow part of making a decoder)."""
-    from rasp2d.backends.model_file import CompiledModel
-    from rasp2d.backends.sparse_program import sparse_program
-    return sparse_program(CompiledModel.load(model_file))
+    """The sparse form of a model file (cached on disk by the model's digest)."""
+    from rasp2d.backends.sparse_program import sparse_program_of_file
+    return sparse_program_of_file(model_file)
 
 
 def generate_trace(machine, prompt: Sequence[str], max_new: int, *,

@@ -76,6 +76,8 @@ def test_format_1_files_still_load(tmp_path):
     old, new = CompiledModel.load(path1), CompiledModel.load(path2)
     _assert_same_weights(model, old)
     assert old.digest == new.digest
+    from rasp2d.backends.model_file import file_digest
+    assert file_digest(path1) is None and file_digest(path2) == new.digest  # (None: load it)
 
 
 def test_unknown_format_is_refused_with_what_to_do(tmp_path):
@@ -115,3 +117,21 @@ def test_sparse_program_of_a_loaded_model_is_cached(tmp_path, monkeypatch):
     assert difference_model().digest is None
     sparse_program(difference_model())
     assert len(list((tmp_path / "cache").glob("sparse-*.pkl"))) == 1
+
+
+def test_sparse_program_of_a_file_skips_the_dense_weights_when_cached(tmp_path, monkeypatch):
+    from rasp2d.backends import sparse_program as sp_module
+    from rasp2d.backends.model_file import file_digest
+    from rasp2d.backends.sparse_program import sparse_program_of_file
+
+    monkeypatch.setenv("RASP2D_CACHE_DIR", str(tmp_path / "cache"))
+    path = tmp_path / "m.npz"
+    difference_model().save(path)
+    assert file_digest(path) == CompiledModel.load(path).digest
+    fresh = build_sparse_program(CompiledModel.load(path))
+    _same_program(fresh, sparse_program_of_file(path))  # a miss: loads, builds, caches
+
+    def no_dense_load(p):
+        raise AssertionError("the dense weights were loaded")
+    monkeypatch.setattr(sp_module.CompiledModel, "load", staticmethod(no_dense_load))
+    _same_program(fresh, sparse_program_of_file(path))  # a hit: from the digest alone
