@@ -1070,11 +1070,17 @@ def ffn_layer(l, x, delta, ptr, idx, val, ub, ffn, stamp, tick):
 
 @njit(cache=True, _nrt=False, inline='always')
 def _fold(fold_ptr, fold_idx, s, x, delta):
-    """``x += delta`` over the dimensions sublayer ``s`` writes; ``delta`` is left zero."""
+    """``x += delta`` over the dimensions sublayer ``s`` defers; ``delta`` is left zero.
+
+    ``delta`` is the step's ``[2d]`` write buffer whose first half *is* ``x`` (a view): a
+    sublayer writes a dimension nothing in it reads straight into ``x`` (target ``o``), the
+    others into the second half (``d + o``), folded here (see
+    :func:`rasp2d.backends.sparse_program._write_targets`)."""
+    d = x.shape[0]
     for e in range(fold_ptr[s], fold_ptr[s + 1]):
         o = fold_idx[e]
-        x[o] += delta[o]
-        delta[o] = 0.0
+        x[o] += delta[d + o]
+        delta[d + o] = 0.0
 
 
 # ----------------------------------------------------------------------------- unembedding

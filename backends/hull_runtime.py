@@ -58,8 +58,10 @@ class HullDecoder:
         p = self.program
         G = p.n_used_heads
         self.position = 0
-        self.x = np.zeros(p.d_model)
-        self._delta = np.zeros(p.d_model)
+        # the step writes into a [2d] buffer: x is its first half, deferred writes the second
+        # (see hull_kernels._fold)
+        self._delta = np.zeros(2 * p.d_model)
+        self.x = self._delta[:p.d_model]
         self._head_out = np.zeros((max(G, 1), 2))
         self._logits = np.zeros(p.vocab_size)
         self.stages = np.zeros((2 * p.n_layers + 1, p.d_model))

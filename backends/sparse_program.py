@@ -37,7 +37,7 @@ import hashlib
 import math
 import os
 import pickle
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -333,16 +333,25 @@ def build_sparse_program(model: CompiledModel) -> SparseProgram:
         fold[2 * ref.layer + 1] = fold[2 * ref.layer + 1] | (out != 0)
     for l in range(model.n_layers):
         fold[2 * l + 1] = np.flatnonzero(fold[2 * l + 1])
+    target = _write_targets(model, ffn, head_rows, layer_heads, fold)
+    fold = [dims[target[s, dims] >= model.d_model] for s, dims in enumerate(fold)]
     bases = np.array([len(rows), len(rows) + len(head_rows),
                       len(rows) + len(head_rows) + len(unit_rows)], dtype=np.int64)
     rows += head_rows + unit_rows
     ptr = np.zeros(len(rows) + 1, dtype=np.uint64)  # unsigned: no wraparound code
     idx_parts, val_parts = [], []
+    sublayer = {}  # bank row -> the sublayer whose output it writes (out rows only)
+    for l in range(model.n_layers):
+        for g in range(layer_heads[l], layer_heads[l + 1]):
+            sublayer[bases[0] + HEAD_ROWS * g + 6] = sublayer[bases[0] + HEAD_ROWS * g + 7] = 2 * l
+    for u, ref in enumerate(ffn.units):
+        sublayer[bases[1] + UNIT_ROWS * u + 2] = 2 * ref.layer + 1
     for r, row in enumerate(rows):
         nz = np.flatnonzero(row)
-        idx_parts.append(nz)
+        idx_parts.append(target[sublayer[r], nz] if r in sublayer else nz)
         val_parts.append(row[nz])
         ptr[r + 1] = ptr[r] + nz.size
+    ffn = _retarget_ffn(ffn, target)
     cat = lambda parts, dtype: (np.concatenate(parts).astype(dtype) if parts  # noqa: E731
                                 else np.zeros(0, dtype=dtype))
     ucols = np.flatnonzero(model.unembed.any(axis=0))
@@ -367,3 +376,56 @@ def build_sparse_program(model: CompiledModel) -> SparseProgram:
         ucols=ucols.astype(np.int64),
         ublock=ublock, uhull=unembed_hull(ublock), ffn=ffn,
     )
+
+
+def _write_targets(model: CompiledModel, ffn: FfnPlan, head_rows: list[np.ndarray],
+                   layer_heads: list[int], fold: list[np.ndarray]) -> np.ndarray:
+    """``[2L, d]``: where sublayer ``s``'s writes to dimension ``o`` go in the step's ``[2d]``
+    buffer: ``o`` (straight into the residual stream ``x``, its first half) or ``d + o`` (into
+    ``delta``, added to ``x`` when the sublayer ends).
+
+    Why: folding ``delta`` into ``x`` after every sublayer was ~12% of a WASM-machine token.
+    A write may skip it when nothing in the sublayer reads the dimension (no reader sees a
+    half-updated ``x``) and the manifest says a new value starts there (the dimension is then
+    exactly 0 before the sublayer, so ``0 + a + b`` is bit for bit ``0 + (a + b)`` whatever
+    the order of the writers).  Models without a manifest fold everything."""
+    d, L = model.d_model, model.n_layers
+    target = np.tile(np.arange(d, 2 * d, dtype=np.int64), (2 * L, 1))
+    fresh = np.zeros((2 * L, d), dtype=bool)
+    for slot in model.manifest.residual:
+        if 1 <= slot.first_stage <= 2 * L:
+            fresh[slot.first_stage - 1, slot.dim] = True
+    read = np.zeros((2 * L, d), dtype=bool)
+    for l in range(L):
+        for g in range(layer_heads[l], layer_heads[l + 1]):
+            for j in range(6):  # q0 q1 k0 k1 v0 v1
+                read[2 * l] |= head_rows[HEAD_ROWS * g + j] != 0
+    for ref in ffn.units:
+        read[2 * ref.layer + 1] |= (model.W_gate[ref.layer, ref.unit] != 0) | \
+            (model.W_val[ref.layer, ref.unit] != 0)
+    for s, dims in enumerate(fold):
+        direct = dims[fresh[s, dims] & ~read[s, dims]]
+        target[s, direct] = direct
+    return target
+
+
+def _retarget_ffn(ffn: FfnPlan, target: np.ndarray) -> FfnPlan:
+    """The plan's output dimensions (table entries, folded constants, moves) as targets in the
+    step's ``[2d]`` buffer (see :func:`_write_targets`), by the layer that writes them."""
+    ent_dim, z_dim, zl_dim, mv_dst = (np.full_like(a, -1) for a in (
+        ffn.ent_dim, ffn.z_dim, ffn.zl_dim, ffn.mv_dst))
+    for l in range(len(ffn.layer_groups) - 1):
+        t = target[2 * l + 1]
+        for g in range(ffn.layer_groups[l], ffn.layer_groups[l + 1]):
+            # the group's intervals bp_ptr[g] + g ... bp_ptr[g + 1] + g, their entries
+            e = slice(ffn.iv_ptr[ffn.bp_ptr[g] + g], ffn.iv_ptr[ffn.bp_ptr[g + 1] + g + 1])
+            ent_dim[e] = t[ffn.ent_dim[e]]
+            z = slice(ffn.z_ptr[g], ffn.z_ptr[g + 1])
+            z_dim[z] = t[ffn.z_dim[z]]
+        zl = slice(ffn.zl_ptr[l], ffn.zl_ptr[l + 1])
+        zl_dim[zl] = t[ffn.zl_dim[zl]]
+        mv = slice(ffn.mv_ptr[ffn.wake_ptr[l]], ffn.mv_ptr[ffn.wake_ptr[l + 1]])
+        mv_dst[mv] = t[ffn.mv_dst[mv]]
+    if any((a < 0).any() for a in (ent_dim, z_dim, zl_dim, mv_dst)):  # a write left unplaced
+        raise AssertionError("FfnPlan layout changed: an output entry belongs to no layer")
+    return replace(ffn, ent_dim=ent_dim, z_dim=z_dim, zl_dim=zl_dim, mv_dst=mv_dst)

@@ -57,7 +57,7 @@ def _replay_ffn(S, layer, ptr, idx, val, ub, ffn, stamp, x, delta, reps):
                 tick += 1
                 if layer != -2:  # -2: the copies only
                     ffn_layer(l, x, delta, ptr, idx, val, ub, ffn, stamp, tick)
-                for j in range(d):
+                for j in range(delta.shape[0]):
                     acc += delta[j]
                     delta[j] = 0.0
     return acc
@@ -80,7 +80,7 @@ def _replay_heads(S, ptr, idx, val, hb, layer_heads, x, delta, reps):
                         s += _dot(ptr, idx, val, r + k, x)
                     _scatter(ptr, idx, val, r + 6, s, delta)
                     _scatter(ptr, idx, val, r + 7, s, delta)
-                for j in range(d):
+                for j in range(delta.shape[0]):
                     acc += delta[j]
                     delta[j] = 0.0
     return acc
@@ -189,7 +189,8 @@ def main() -> None:
         S[i] = rec.stages
 
     stamp = np.full_like(rec._stamp, -1)
-    x, delta = np.zeros(prog.d_model), np.zeros(prog.d_model)
+    delta = np.zeros(2 * prog.d_model)  # the step's write buffer; x is its first half
+    x = delta[:prog.d_model]
     fargs = (prog.ptr, prog.idx, prog.val, prog.bases[hk.UNITS], rec._ffn, stamp, x, delta, R)
     per = lambda s: s / N / R * 1e6  # noqa: E731
     copies = per(timed(_replay_ffn, S, -2, *fargs))
