@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from rasp2d.backends.dense_forward import dense_forward
 from rasp2d.backends.hull_ffn_plan import LINEAR, SELECT, TABLE, first_writes, plan_ffn
 from rasp2d.backends.hull_runtime import HullDecoder
-from rasp2d.backends.model_file import CompiledModel
+from rasp2d.backends.model_file import CompiledModel, Manifest, ResidualSlot
 
 ONE, A, B, HALF = 0, 1, 2, 3  # constant, two integer token features, a fractional one
 INPUTS = (A, B, HALF)
@@ -56,8 +56,14 @@ def ffn_models(draw):
                     w["W_out"][l, o, u] = draw(st.sampled_from([-2, -1, 1, 2]))
                 u += 1
     w["unembed"][:, OUT0:] = [[draw(small) for _ in range(D - OUT0)] for _ in range(V)]
+    # with a manifest, each layer's outputs are new values (fresh dimensions, unread by the
+    # layer that writes them): the step writes them straight into x (sparse_program's direct
+    # writes), fractional and multi-writer sums included; without one, through delta
+    manifest = Manifest(residual=tuple(
+        ResidualSlot(o, f"out{l}_{o}", 2 * l + 2, 2 * L) for l in range(L) for o in outs[l]
+    )) if draw(st.booleans()) else Manifest()
     model = CompiledModel(vocab=tuple(f"t{i}" for i in range(V)),
-                          tie=np.zeros((L, D // 2), dtype=np.int8), **w)
+                          tie=np.zeros((L, D // 2), dtype=np.int8), manifest=manifest, **w)
     model.validate()
     return model
 
@@ -101,6 +107,19 @@ def test_every_path_is_planned():
 
     collect()
     assert all(v > 0 for v in seen.values()), seen
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ffn_models())
+def test_fresh_outputs_skip_the_fold_only_with_a_manifest(model):
+    from rasp2d.backends.sparse_program import sparse_program
+    prog = sparse_program(model)
+    folded = [prog.fold_ptr[s + 1] - prog.fold_ptr[s] for s in range(2 * L)]
+    if model.manifest.residual:
+        assert folded == [0] * (2 * L)  # every output dimension is a fresh, unread value
+    else:
+        assert (prog.ffn.ent_dim >= D).all() and (prog.ffn.mv_dst >= D).all()
+    check_stages_equal_the_dense_forward(model, list(range(V)))
 
 
 def test_staircase_is_one_table_with_one_entry_per_interval():
