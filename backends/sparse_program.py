@@ -33,6 +33,7 @@ Row bank layout (``bases`` holds the first row of each block):
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import os
@@ -254,9 +255,13 @@ def sparse_program(model: CompiledModel) -> SparseProgram:
     if program is None:
         program = build_sparse_program(model)
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as fh:
-            pickle.dump(program, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)  # atomic: a concurrent reader sees no file or the whole file
+        try:
+            with open(tmp, "wb") as fh:
+                pickle.dump(program, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, path)  # atomic: a concurrent reader sees no file or the whole file
+        except OSError:  # a read-only or full cache folder only costs the next run a rebuild
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
     return program
 
 
@@ -282,8 +287,8 @@ def _read_cached(path: Path) -> SparseProgram | None:
     try:
         with open(path, "rb") as fh:
             program = pickle.load(fh)
-    except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError):
-        return None  # missing or unreadable: the caller rebuilds it
+    except Exception:  # noqa: BLE001 - missing, truncated or from other code: rebuild it
+        return None
     return program if isinstance(program, SparseProgram) else None
 
 
