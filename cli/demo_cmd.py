@@ -23,9 +23,9 @@ def run(args) -> int:
     )
     from rasp2d.interpreter_spec.oracle import run_reference
 
-    cached = cached_model_path().exists()
+    cached = cached_model_path()
     print("== compiling the WASM interpreter (interpreter_spec/wasm.rasp2d) into a transformer"
-          + (f" (already compiled: {cached_model_path()})" if cached else ""))
+          + (f" (already compiled: {cached})" if cached.exists() else ""))
     t0 = time.perf_counter()
     path = model_path()
     from rasp2d.backends.model_file import CompiledModel

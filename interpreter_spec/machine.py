@@ -250,24 +250,14 @@ def decode_run(model_file: Path, prompt: list[str], *, backend: str = "hull",
     out: list[int] = []
     anchors = 1  # the first step's anchor ends the prompt
     if hasattr(dec, "generate"):
-        # the hull runtime's loop runs inside numba: chunks of it (growing to ~0.2 s each)
-        # instead of one Python call per token, which cost two thirds of the time
-        chunk, feed = 2048, ids
-        while len(out) < max_tokens:
-            t0 = time.perf_counter()
-            got = np.asarray(dec.generate(feed, min(chunk, max_tokens - len(out)), halt).output)
-            ends = np.flatnonzero((got == halt) | (got >= trap_lo))
-            if ends.size:
-                got = got[:ends[0] + 1]
-            out.extend(int(t) for t in got)
+        # the hull runtime's loop runs inside numba: chunks of it instead of one Python call
+        # per token, which cost two thirds of the time; small chunks first for the progress
+        from .model_trace import generated_chunks
+        for got in generated_chunks(dec, ids, max_tokens, chunk=2048, grow_below_s=0.1):
+            out.extend(got.tolist())
             anchors += int(np.count_nonzero((got == m_id) | ((got >= jl_lo) & (got <= jl_hi))))
             if progress is not None:
                 progress(len(ids) + len(out), anchors, time.perf_counter() - started)
-            if ends.size:
-                break
-            feed = [out[-1]]
-            if time.perf_counter() - t0 < 0.1:
-                chunk = min(2 * chunk, 1 << 16)
     else:
         nxt = -1
         for t in ids:

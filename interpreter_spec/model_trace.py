@@ -12,7 +12,9 @@ import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
+
+import numpy as np
 
 from .vocab import TOKEN_ID, VOCAB
 
@@ -20,6 +22,7 @@ END_TOKENS = frozenset({"HALT"} | {t for t in VOCAB if t.startswith("TRAP_")})
 """A run is over after any of these (TRACE_FORMAT.md, "Ends and traps")."""
 
 _CHUNK = 1 << 16  # tokens per numba call: the loop stops only at HALT, so traps are found per chunk
+_END_IDS = np.array(sorted(TOKEN_ID[t] for t in END_TOKENS))
 
 
 @dataclass(frozen=True)
@@ -52,26 +55,41 @@ def generate_trace(machine, prompt: Sequence[str], max_new: int, *,
         raise ValueError("a WASM machine prompt has at least PROG ... RUN J JH JL")
     dec = HullDecoder(machine, cache=cache)
     ids = [TOKEN_ID[t] for t in prompt]
-    halt = TOKEN_ID["HALT"]
-    end_ids = {TOKEN_ID[t] for t in END_TOKENS}
     started = time.perf_counter()
     dec.generate(ids[:-1], 1)  # prefill; its prediction is the model's guess at the last prompt token
     prefilled = time.perf_counter()
     out: list[int] = []
-    last = ids[-1]
-    ended = False
-    while len(out) < max_new:
-        got = dec.generate([last], min(_CHUNK, max_new - len(out)), halt).output
-        stop = next((i for i, t in enumerate(got) if t in end_ids), None)
-        if stop is not None:
-            out.extend(got[:stop + 1])
-            ended = True
-            break
-        out.extend(got)
-        last = got[-1]
+    for got in generated_chunks(dec, ids[-1:], max_new):
+        out.extend(got.tolist())
+    ended = bool(out) and out[-1] in _END_IDS
     done = time.perf_counter()
     return GeneratedTrace(tuple(VOCAB[t] for t in out), ended, len(prompt),
                           prefilled - started, done - prefilled, dec.cache_bytes())
+
+
+def generated_chunks(dec, feed: list[int], max_new: int, *, chunk: int = _CHUNK,
+                     grow_below_s: float = 0.0) -> Iterator[np.ndarray]:
+    """Token ids a HullDecoder generates after `feed`, chunk by chunk of its numba loop, until
+    an end token (the last chunk ends with it) or `max_new` tokens.
+
+    The loop stops by itself only at HALT: after a trap it runs on to the chunk's end, and
+    those tokens are dropped.  A chunk that took under `grow_below_s` doubles the next (up to
+    `_CHUNK`), so a small first chunk gives an early progress report without slowing long
+    runs."""
+    halt = TOKEN_ID["HALT"]
+    n = 0
+    while n < max_new:
+        t0 = time.perf_counter()
+        got = np.asarray(dec.generate(feed, min(chunk, max_new - n), halt).output)
+        ends = np.flatnonzero(np.isin(got, _END_IDS))
+        if ends.size:
+            yield got[:ends[0] + 1]
+            return
+        yield got
+        n += got.size
+        feed = [int(got[-1])]
+        if time.perf_counter() - t0 < grow_below_s:
+            chunk = min(2 * chunk, _CHUNK)
 
 
 def first_difference(a: Sequence[str], b: Sequence[str]) -> int | None:
@@ -83,4 +101,4 @@ def first_difference(a: Sequence[str], b: Sequence[str]) -> int | None:
     return None if len(a) == len(b) else min(len(a), len(b))
 
 
-__all__ = ["GeneratedTrace", "generate_trace", "sparse_machine", "first_difference", "END_TOKENS"]
+__all__ = ["GeneratedTrace", "generate_trace", "generated_chunks", "sparse_machine", "first_difference", "END_TOKENS"]
