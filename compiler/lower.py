@@ -367,12 +367,30 @@ class Lowerer:
             if nid in pure and not isinstance(node.op, Const):
                 self.lin[nid] = self.token_slot(tuple(pure_vals[nid]), node.label)
                 continue
+            first_new = len(self.slots)
             lin = self.lower_node(node)
             self.lin[nid] = lin
+            self._tighten_own_slot(lin, first_new, node)
             lo, hi = self.range_of(lin)
             self._known[lin] = (max(lo, node.type.lo), min(hi, node.type.hi))
         out = self.lin[g.output]
         return merge_heads(prune(Lowered(tuple(self.slots), tuple(self.heads), tuple(self.ffns), out, g.vocab)))
+
+    def _tighten_own_slot(self, lin: Lin, first_new: int, node: Node) -> None:
+        """A block's slot range is the sum of its units' magnitudes, which for a gated product
+        is its gate's whole kink range times the value (a [v == c] gate: ~4x the value's
+        range per unit of v's span).  When the node is exactly its new slot (plus a constant),
+        the node's type bounds the slot too: later sums that read it (and the clamps the
+        elaborator drops because the type already fits) then see the true range."""
+        if len(lin.terms) != 1:
+            return
+        (sid, coef), = lin.terms
+        slot = self.slots[sid]
+        if coef != 1 or sid < first_new or slot.source != "ffn":
+            return
+        lo, hi = max(slot.lo, node.type.lo - lin.const), min(slot.hi, node.type.hi - lin.const)
+        if (lo, hi) != (slot.lo, slot.hi) and lo <= hi:
+            self.slots[sid] = replace(slot, lo=lo, hi=hi)
 
     def _token_pure(self, live: set[int]) -> set[int]:
         """Element-wise nodes computed from the current token alone: they live in the embedding."""

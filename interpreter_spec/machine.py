@@ -69,6 +69,10 @@ SUPPORTED_OPS = frozenset({
     Op.I64_EXTEND8_S,
     Op.I64_EXTEND16_S,
     Op.I64_EXTEND32_S,
+    Op.I64_DIV_U,
+    Op.I64_DIV_S,
+    Op.I64_REM_U,
+    Op.I64_REM_S,
 })
 """Opcodes the machine (wasm.rasp2d) executes."""
 

@@ -18,6 +18,7 @@ from typing import Iterator, Sequence
 
 from .layout import JUMPING_ALWAYS, STORE_BYTES, Layout, as_layout, entry_function, fixed_signature
 from .module import Module
+from .numeric import signed
 from .program import LOAD_OPS, STORE_OPS, Op, Program
 from .reference import DEFAULT_MAX_MEMORY_PAGES, Machine
 from .stepper import Stepper
@@ -106,7 +107,22 @@ class TraceRun:
 
 # Body kinds, decided per pc once (see TRACE_FORMAT.md, "Trace").
 _VALUE, _LOCAL_SET, _GLOBAL_SET, _STORE, _BRANCH, _EMPTY, _CALL, _CALL_INDIRECT, _RETURN, \
-    _PUTCHAR, _TRAP_ONLY = range(11)
+    _PUTCHAR, _TRAP_ONLY, _DIVIDE64 = range(12)
+
+DIVIDE64_OPS = frozenset({Op.I64_DIV_U, Op.I64_DIV_S, Op.I64_REM_U, Op.I64_REM_S})
+"""Their body starts with the quotient's nibbles (`quotient_nibbles`), then the result."""
+QUOTIENT_NIBBLES = 16
+
+
+def quotient_nibbles(op: Op, n: int, d: int) -> list[str]:
+    """The scratch tokens of an i64 division: the nibbles of |N| div |D| (magnitudes of the
+    signed operands for div_s / rem_s), most significant first, as `B00`..`B0f`.  One nibble
+    per position is what a position can compute exactly from the nibbles above it (see
+    stdlib/divide64.rasp2d); a whole 64-bit quotient at one position cannot be."""
+    if op in (Op.I64_DIV_S, Op.I64_REM_S):
+        n, d = abs(signed(n, 64)), abs(signed(d, 64))
+    q = (n // d) % 2 ** 64
+    return [BYTES[(q >> (4 * v)) & 15] for v in range(QUOTIENT_NIBBLES - 1, -1, -1)]
 
 
 def _body_kinds(layout: Layout) -> list[tuple[int, int]]:
@@ -118,6 +134,8 @@ def _body_kinds(layout: Layout) -> list[tuple[int, int]]:
         sig = fixed_signature(op)
         if op == Op.PUTCHAR:
             kind = _PUTCHAR
+        elif op in DIVIDE64_OPS:
+            kind = _DIVIDE64
         elif op in STORE_OPS:
             kind, w = _STORE, STORE_BYTES[op]
         elif (sig is not None and sig[1]) or op in (Op.LOCAL_GET, Op.GLOBAL_GET, Op.SELECT):
@@ -211,6 +229,8 @@ def run_traced(program: Module | Layout, entry: int | str, args: Sequence[int] =
                                                        code[pc].a).n_locals
                 if fb + f.s > FRAME_BASE_MAX:
                     raise Trap(CALL_STACK_EXHAUSTED, pc, functions[prog.func_of[pc]].name)
+            if kind == _DIVIDE64:
+                operands = machine.stack[-2:]
             r = stepper.step()
         except Trap as exc:
             trap = exc.message
@@ -248,6 +268,9 @@ def run_traced(program: Module | Layout, entry: int | str, args: Sequence[int] =
         elif kind == _PUTCHAR:
             emit(OUTPUT[r.output_byte])
             value(r.pushed[0], 4)
+        elif kind == _DIVIDE64:
+            extend(quotient_nibbles(code[pc].op, *operands))
+            value(r.pushed[0], 8)
         if machine.done:
             break
         if jumped:

@@ -30,7 +30,7 @@ from .numeric import LOADS, M32
 from .program import LOAD_OPS, STORE_OPS, Op
 from .reference import DEFAULT_MAX_MEMORY_PAGES, PAGE_SIZE, Machine
 from .stepper import Stepper
-from .trace import TraceRun
+from .trace import DIVIDE64_OPS, QUOTIENT_NIBBLES, TraceRun, quotient_nibbles
 from .traps import (
     CALL_STACK_EXHAUSTED,
     INDIRECT_CALL_TYPE_MISMATCH,
@@ -385,6 +385,16 @@ def check_trace(program: Module | Layout, tokens: Sequence[str], entry: int | st
             addr = st.read(fb + f.s, 4) + f.x
             for j, b in enumerate(vb):
                 st.mem[addr + j] = b
+        elif op in DIVIDE64_OPS:
+            nibbles = cur.bytes_(QUOTIENT_NIBBLES, "quotient nibbles")
+            want_nibbles = [_byte(t, "quotient") for t in quotient_nibbles(
+                op, st.read(fb + f.s, 8), st.read(fb + f.s + 1, 8))]
+            if nibbles != want_nibbles:
+                raise fail(f"quotient nibbles {nibbles}, the replayed operands give {want_nibbles}")
+            vb = cur.bytes_(8, "value")
+            if int.from_bytes(bytes(vb), "little") != r.pushed[0]:
+                raise fail(f"value bytes {bytes(vb).hex()}, interpreter pushed {r.pushed[0]:#x}")
+            st.write_value(fb + f.s, vb)
         elif (sig is not None and sig[1]) or op in (Op.LOCAL_GET, Op.GLOBAL_GET, Op.SELECT):
             w = sig[1] if sig is not None else f.y
             vb = cur.bytes_(w, "value")
