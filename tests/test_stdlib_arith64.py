@@ -4,7 +4,7 @@ every output byte, reference evaluator (first examples) and compiled model (all)
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from stdlib_harness import OpSpec, check_together, costs_together, edge_grid, to_bytes, wasm, word_strategy
@@ -22,7 +22,7 @@ def binary(name, op, depth, result_bytes=None):
 BINARY = [binary("add", "I64_ADD", 2), binary("sub", "I64_SUB", 2)] + [
     binary(c, f"I64_{c.upper()}", 2, 0)
     for c in ("eq", "ne", "lt_u", "gt_u", "le_u", "ge_u", "lt_s", "gt_s", "le_s", "ge_s")]
-MUL = [binary("mul", "I64_MUL", 3)]
+MUL = [binary("mul", "I64_MUL", 7)]
 UNARY = [
     OpSpec("neg", IMP, "arith64.neg({0})", W1, 8, lambda a: wasm("I64_SUB", 8)(0, a), 1),
     OpSpec("eqz", IMP, "arith64.eqz({0})", W1, 1, wasm("I64_EQZ", 8, 0), 1),
@@ -70,7 +70,8 @@ def test_unary_random(xs):
 
 
 @pytest.mark.slow
-@settings(max_examples=40, deadline=None)
+# (hundreds of word pairs per example are more than hypothesis's default entropy budget allows)
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.data_too_large])
 @given(xs=st.lists(st.tuples(word_strategy(8), word_strategy(8)), min_size=300, max_size=500))
 def test_binary_random_many(xs):
     check_together(BINARY, xs)

@@ -50,11 +50,16 @@ def test_hungarian_c_assigns_inside_the_model():
     check_example("hungarian")
 
 
+def test_collatz_c_divides_64_bit_numbers_inside_the_model():
+    """print_u64's v % 10 and v /= 10 are i64.rem_u / i64.div_u: 25-token division steps."""
+    check_example("collatz", b"7")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name, input_bytes", [
     ("sudoku", b"530070000600195000098000060800060003400803001700020006060000280000419005000080079"),
     ("primes", b""), ("primes", b"100"),
     ("addition", b""), ("addition", b"12345678901234567890 + 98765"), ("crc32", b""),
-    ("crc32", b"The quick brown fox jumps over the lazy dog")])
+    ("crc32", b"The quick brown fox jumps over the lazy dog"), ("collatz", b""), ("collatz", b"837799")])
 def test_examples_inside_the_model(name, input_bytes):
     check_example(name, input_bytes)

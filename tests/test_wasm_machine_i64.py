@@ -1,4 +1,4 @@
-"""i64 inside the compiled WASM machine: every i64 opcode it supports (not div/rem yet), i64
+"""i64 inside the compiled WASM machine: every i64 opcode (div/rem and their traps included), i64
 locals, globals, select, branch values and returns, and the i64 loads and stores.  The hull
 backend must generate the reference interpreter's trace token for token; the result is also
 checked against Python's 64-bit semantics."""
@@ -39,6 +39,16 @@ BINARY = {
     "rotl": lambda a, b: ((a & M64) << (b & 63)) | ((a & M64) >> ((64 - (b & 63)) & 63)),
     "rotr": lambda a, b: ((a & M64) >> (b & 63)) | ((a & M64) << ((64 - (b & 63)) & 63)),
 }
+def trunc_div(a: int, b: int) -> int:
+    q = abs(a) // abs(b)
+    return -q if (a < 0) != (b < 0) else q
+
+
+DIVIDE = {
+    "div_u": lambda a, b: (a & M64) // (b & M64), "rem_u": lambda a, b: (a & M64) % (b & M64),
+    "div_s": lambda a, b: trunc_div(s64(a), s64(b)),
+    "rem_s": lambda a, b: s64(a) - s64(b) * trunc_div(s64(a), s64(b)),
+}
 COMPARE = {
     "eq": lambda a, b: a == b, "ne": lambda a, b: a != b,
     "lt_u": lambda a, b: a < b, "gt_u": lambda a, b: a > b, "le_u": lambda a, b: a <= b,
@@ -60,13 +70,20 @@ def i64_programs(draw):
     is one opcode on constants, comparisons enter as i64.extend_i32_u of their i32 bool."""
     acc, terms = 0, []
     for _ in range(draw(st.integers(2, 6))):
-        kind = draw(st.sampled_from(["binary", "compare", "unary", "extend"]))
+        kind = draw(st.sampled_from(["binary", "compare", "unary", "extend", "divide"]))
         a, b = draw(WORDS) & M64, draw(WORDS) & M64
         if kind == "binary":
             op = draw(st.sampled_from(sorted(BINARY)))
             if op in ("shl", "shr_u", "shr_s", "rotl", "rotr"):
                 b = draw(st.one_of(st.integers(0, 70), st.just(b)))
             text, val = f"(i64.{op} (i64.const {s64(a)}) (i64.const {s64(b)}))", BINARY[op](a, b)
+        elif kind == "divide":
+            op = draw(st.sampled_from(sorted(DIVIDE)))
+            b = draw(st.one_of(st.just(b), st.sampled_from([1, 2, 3, 10, M64, 2**32, 2**63]),
+                               st.integers(1, 2**20))) or 1
+            if op == "div_s" and a == 2**63 and b == M64:
+                b = 3
+            text, val = f"(i64.{op} (i64.const {s64(a)}) (i64.const {s64(b)}))", DIVIDE[op](a, b)
         elif kind == "compare":
             op = draw(st.sampled_from(sorted(COMPARE) + ["eqz"]))
             b = a if draw(st.booleans()) else b
@@ -140,3 +157,15 @@ def test_i64_values_move_through_globals_select_branches_calls_and_memory(x, y, 
               ^ load(4, 2, False) ^ load(5, 1, True) ^ load(6, 1, False))
     run = check(src)
     assert run.results == (expect,)
+
+
+@pytest.mark.parametrize("op, a, b, trap", [
+    ("div_u", 5, 0, "integer divide by zero"), ("rem_s", -5, 0, "integer divide by zero"),
+    ("div_s", -2**63, -1, "integer overflow"), ("rem_s", -2**63, -1, None),
+])
+def test_i64_division_traps_and_the_overflow_corner(op, a, b, trap):
+    """Division by zero traps (every op), INT64_MIN / -1 overflows div_s, and rem_s of it is 0."""
+    src = f'(module (func (export "main") (result i64) (i64.{op} (i64.const {a}) (i64.const {b}))))'
+    run = check(src)
+    assert run.trap == trap
+    assert run.results == (None if trap else (0,))

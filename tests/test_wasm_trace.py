@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from rasp2d.interpreter_spec.frontend import default_entry, load_program
 from rasp2d.interpreter_spec.layout import TraceFormatError, build_layout
+from rasp2d.interpreter_spec.program import Op
 from rasp2d.interpreter_spec.prompt import build_prompt
 from rasp2d.interpreter_spec.reference import Machine
 from rasp2d.interpreter_spec.trace import decode_trace, run_traced, trace_stats
@@ -570,3 +571,27 @@ def test_memory_limit_travels_in_the_prompt(features):
     check_trace(features, run.tokens, "main", (1, 0), b"", run=run, max_memory_pages=1)
     with pytest.raises(ReplayError, match="pages"):
         check_trace(features, run.tokens, "main", (1, 0), b"", run=run)
+
+
+I64_DIVISION = """(module (func (export "main") (param i64 i64) (result i64)
+  (i64.add (i64.div_s (local.get 0) (local.get 1)) (i64.rem_u (local.get 0) (local.get 1)))))"""
+
+
+@pytest.mark.parametrize("n, d", [(-1234567890123456789, 97), (2**63 - 1, -3), (5, 7)])
+def test_i64_division_body_is_the_quotient_nibbles_then_the_value(n, d):
+    """The 16 scratch nibbles are those of |N| div |D|, most significant first; changing any of
+    them (or a value byte) is caught by the replay."""
+    layout = build_layout(load_program(I64_DIVISION, kind="wat"))
+    run = run_traced(layout, "main", (n, d))
+    step = next(s for s in run.steps() if s.op == Op.I64_DIV_S)
+    body = run.tokens[step.anchor + 1:step.anchor + 25]
+    q = abs(n) // abs(d)
+    assert [int(t[1:], 16) for t in body[:16]] == [(q >> (4 * v)) & 15 for v in range(15, -1, -1)]
+    want = -q if (n < 0) != (d < 0) else q
+    assert bytes(int(t[1:], 16) for t in body[16:]) == (want % 2**64).to_bytes(8, "little")
+    check_trace(layout, run.tokens, "main", (n, d))
+    for i in range(step.anchor + 1, step.anchor + 25):
+        tokens = list(run.tokens)
+        tokens[i] = "B0f" if tokens[i] != "B0f" else "B00"
+        with pytest.raises(ReplayError):
+            check_trace(layout, tokens, "main", (n, d))
