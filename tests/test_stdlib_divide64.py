@@ -21,7 +21,7 @@ REF_EXAMPLES = 4  # the reference evaluator walks every node at every position
 
 
 def nibble_program():
-    return compile_op(IMP, 25, f"divide64.quotient_nibble(x24, {N}, {D}, {Q}, 1)", 1)
+    return compile_op(IMP, 25, f"divide64.quotient_nibble(x24, {N}, {D}, {Q})", 1)
 
 
 def iterate_quotients(pairs: list[tuple[int, int]]) -> tuple[list[int], list[int]]:
@@ -32,7 +32,7 @@ def iterate_quotients(pairs: list[tuple[int, int]]) -> tuple[list[int], list[int
     for source, use in (("compiled", pairs), ("reference", pairs[:REF_EXAMPLES])):
         qs = [0] * len(use)
         for v in range(15, -1, -1):
-            examples = [to_bytes(n, 8) + to_bytes(d, 8) + to_bytes(q, 8) + (v,) for (n, d), q in zip(use, qs)]
+            examples = [to_bytes(n, 8) + to_bytes(d, 8) + to_bytes(q, 8) + (16 - v,) for (n, d), q in zip(use, qs)]
             got = op.compiled(examples) if source == "compiled" else op.reference(examples)
             qs = [q | (g << (4 * v)) for q, (g,) in zip(qs, got)]
         out.append(qs)
