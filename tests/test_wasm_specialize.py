@@ -133,3 +133,13 @@ def test_exec_specialise_runs_fizzbuzz(capfdbinary):
     from rasp2d.cli.main import main
     assert main(["exec", str(EXAMPLES / "fizzbuzz.c"), "--backend", "hull", "--specialise"]) == 3
     assert capfdbinary.readouterr().out == b"..F.BF..FB.F..Z" * 3 + b"\n"
+
+
+@pytest.mark.slow
+def test_specialised_machine_runs_i64_division():
+    """The division's body positions read the opcode too; baked into FFN tables, it still works."""
+    layout = layout_of("""(module (func (export "main") (result i64) (local i64)
+      (local.set 0 (i64.div_s (i64.const -1234567890123456789) (i64.const 97)))
+      (i64.add (local.get 0) (i64.rem_u (i64.const -5) (i64.const 10)))))""")
+    general, special = check_specialised(layout, "main")
+    assert general - special == 11 * len(layout.program.code)
