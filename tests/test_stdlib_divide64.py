@@ -125,3 +125,11 @@ def test_signed_results_compose():
         q, r = an // ad, an % ad
         assert to_bytes(-q % 2 ** 64 if (n ^ d) >> 63 else q, 8) == wasm("I64_DIV_S", 8)(n, d)
         assert to_bytes(-r % 2 ** 64 if n >> 63 else r, 8) == wasm("I64_REM_S", 8)(n, d)
+
+
+def test_depths():
+    """A nibble is 4 FFN layers from its inputs (products, the divisor's one-hot, the clamp, the
+    steps); the remainder 8 (negation, the products fused with its byte clamp, three carry layers
+    twice over)."""
+    assert nibble_program().cost.depth == 4
+    assert compile_op(IMP, 24, f"divide64.remainder({N}, {D}, {Q})", 8).cost.depth == 8
