@@ -69,8 +69,10 @@ def test_hull_generates_the_reference_trace_for_calls_and_loops():
     assert hull_trace(run) == list(run.trace)
 
 
-def test_torch_backend_agrees_on_a_short_program():
-    run = traced('(module (func (export "main") (result i32) i32.const 40 i32.const 2 i32.add))')
+@pytest.mark.parametrize("body", ["(result i32) i32.const 40 i32.const 2 i32.add",
+                                  "(result i64) (i64.rem_s (i64.const -1000000000007) (i64.const 97))"])
+def test_torch_backend_agrees_on_a_short_program(body):
+    run = traced(f'(module (func (export "main") {body}))')
     m = compiled().model
     prompt = [TOKEN_ID[t] for t in run.prompt]
     for backend in ("torch", "hull"):
