@@ -24,6 +24,10 @@ def quotient_program(kind: str, k: int):
     return compile_op(IMP, 12, f"divide.quotient_byte_{kind}({k}, {N}, {D}, {Q})", 1)
 
 
+def complement_program(k: int):
+    return compile_op(IMP, 12, f"divide.quotient_byte_u_c({k}, {N}, {D}, {Q})", 1)
+
+
 def magnitude_quotient(n: int, d: int) -> int:
     return abs(signed(n, 32)) // abs(signed(d, 32))
 
@@ -38,10 +42,12 @@ def iterate(kind: str, pairs: list[tuple[int, int]], seed: int) -> tuple[list[in
         qs = [list(g) for g in garbage[:len(use)]]
         for k in (3, 2, 1, 0):
             examples = [to_bytes(n, 4) + to_bytes(d, 4) + tuple(q) for (n, d), q in zip(use, qs)]
-            op = quotient_program(kind, k)
+            op = complement_program(k) if kind == "c" else quotient_program(kind, k)
             out = op.compiled(examples) if source == "compiled" else op.reference(examples)
             for q, (o,) in zip(qs, out):
                 q[k] = o
+        if kind == "c":  # the complement form carries 255 - q_k
+            qs = [[255 - b for b in q] for q in qs]
         results.append([sum(b << (8 * i) for i, b in enumerate(q)) for q in qs])
     return results[0], results[1]
 
@@ -63,6 +69,31 @@ def check_division(pairs: list[tuple[int, int]], seed: int = 0) -> None:
     res = compile_op(IMP, 12, f"divide.div_s_result({N}, {D}, {Q})", 4)
     check(res, [to_bytes(n, 4) + to_bytes(d, 4) + to_bytes(magnitude_quotient(n, d), 4) for n, d in ok],
           [wasm("I32_DIV_S")(n, d) for n, d in ok], REF_EXAMPLES)
+    # the complement form (every byte 255 - q_k): the same quotients, remainders and results
+    got, ref = iterate("c", pairs, seed + 2)
+    assert got == [n // d for n, d in pairs]
+    assert ref == [n // d for n, d in pairs[:REF_EXAMPLES]]
+    rem = compile_op(IMP, 12, f"divide.rem_u_from_quotient_c({N}, {D}, {Q})", 4)
+    check(rem, [to_bytes(n, 4) + to_bytes(d, 4) + complement(n // d) for n, d in pairs],
+          [wasm("I32_REM_U")(n, d) for n, d in pairs], REF_EXAMPLES)
+    res = compile_op(IMP, 12, f"divide.div_s_result_c({N}, {D}, {Q}, 1)", 4)
+    check(res, [to_bytes(n, 4) + to_bytes(d, 4) + complement(magnitude_quotient(n, d)) for n, d in ok],
+          [tuple(b - 255 for b in wasm("I32_DIV_S")(n, d)) for n, d in ok], REF_EXAMPLES)
+
+
+def complement(q: int) -> tuple[int, ...]:
+    return tuple(255 - b for b in to_bytes(q, 4))
+
+
+def test_complement_form_is_zero_at_rest():
+    """All-zero operands (a machine's positions away from a division) give all-zero values, so
+    the runtime skips every FFN group of the division there."""
+    zero = [(0,) * 12]
+    for k in (3, 2, 1, 0):
+        assert complement_program(k).compiled(zero) == [(0,)]
+    for expr in (f"divide.rem_u_from_quotient_c({N}, {D}, {Q})", f"divide.div_s_result_c({N}, {D}, {Q}, 0)"):
+        op = compile_op(IMP, 12, expr, 4)
+        assert op.compiled(zero) == [(0, 0, 0, 0)] == op.reference(zero)
 
 
 def test_division_edge_grid():
@@ -110,6 +141,9 @@ def test_quotient_depth(kind, k, depth):
 def test_result_depths():
     assert compile_op(IMP, 12, f"divide.rem_u_from_quotient({N}, {D}, {Q})", 4).cost.depth == 2
     assert compile_op(IMP, 12, f"divide.div_s_result({N}, {D}, {Q})", 4).cost.depth == 2
+    assert compile_op(IMP, 12, f"divide.rem_u_from_quotient_c({N}, {D}, {Q})", 4).cost.depth == 2
+    assert compile_op(IMP, 12, f"divide.div_s_result_c({N}, {D}, {Q}, 1)", 4).cost.depth == 2
+    assert [complement_program(k).cost.depth for k in (3, 2, 1, 0)] == [1, 2, 2, 2]
     assert {n: c.depth for n, c in costs_together(TRAPS).items()} == {"divisor_is_zero": 1, "div_s_overflows": 1}
 
 
