@@ -705,9 +705,50 @@ def exc_rehash(old_keys, old_vals, exc_keys, exc_vals, exc_meta):
 
 
 @njit(cache=True, _nrt=False, inline='always')
-def _pval(pvals, exc_keys, exc_vals, slot, m):
+def _popcount(w):
+    """Set bits of a uint64 (SWAR: no branch, no table)."""
+    w = w - ((w >> np.uint64(1)) & np.uint64(0x5555555555555555))
+    w = (w & np.uint64(0x3333333333333333)) + ((w >> np.uint64(2)) & np.uint64(0x3333333333333333))
+    w = (w + (w >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
+    return np.int64((w * np.uint64(0x0101010101010101)) >> np.uint64(56))
+
+
+@njit(cache=True, _nrt=False, inline='always')
+def position_begin(pmask, poff, pmeta, t):
+    """Open position ``t``'s row of the packed value store (before any head inserts)."""
+    for j in range(pmask.shape[1]):
+        pmask[t, j] = np.uint64(0)
+    poff[t] = pmeta[0]
+
+
+@njit(cache=True, _nrt=False, inline='always')
+def _store_put(pmask, pstore, pmeta, t, bit, v):
+    """Append value ``v`` (float32) as entry ``bit`` of position ``t``; zeros are not stored."""
+    if v != 0.0:  # (NaN, the wide-pair mark, is stored)
+        pmask[t, bit >> 6] |= np.uint64(1) << np.uint64(bit & 63)
+        pstore[pmeta[0]] = v
+        pmeta[0] += 1
+
+
+@njit(cache=True, _nrt=False, inline='always')
+def _store_get(pmask, poff, pstore, m, bit):
+    """Entry ``bit`` of position ``m``: 0 unless its mask bit is set, else the stored value at
+    the position's offset plus the number of set bits below it."""
+    w = bit >> 6
+    b = np.uint64(bit & 63)
+    word = pmask[m, w]
+    if (word >> b) & np.uint64(1) == np.uint64(0):
+        return np.float32(0.0)
+    k = poff[m] + _popcount(word & ((np.uint64(1) << b) - np.uint64(1)))
+    for j in range(w):
+        k += _popcount(pmask[m, j])
+    return pstore[k]
+
+
+@njit(cache=True, _nrt=False, inline='always')
+def _pval(pmask, poff, pstore, exc_keys, exc_vals, slot, m):
     """Position ``m``'s value pair of position-head row ``slot``, exactly as inserted."""
-    a = pvals[m, slot, 0]
+    a = _store_get(pmask, poff, pstore, m, 2 * slot)
     if a != a:  # NaN marks a pair kept in the wide table
         mask = exc_keys.shape[0] - 1
         key = (np.int64(slot) << 40) + m
@@ -715,17 +756,21 @@ def _pval(pvals, exc_keys, exc_vals, slot, m):
         while exc_keys[j] != key:  # present: position_insert put it there
             j = (j + 1) & mask
         return exc_vals[j, 0], exc_vals[j, 1]
-    return np.float64(a), np.float64(pvals[m, slot, 1])
+    return np.float64(a), np.float64(_store_get(pmask, poff, pstore, m, 2 * slot + 1))
 
 
 @njit(cache=True, _nrt=False, inline='always')
-def position_insert(pvals, exc_keys, exc_vals, exc_meta, slot, head_i, head_f, pmax, g,
-                    kx, ky, v0, v1, t):
+def position_insert(pmask, poff, pstore, pmeta, exc_keys, exc_vals, exc_meta, slot, head_i,
+                    head_f, pmax, g, kx, ky, v0, v1, t):
     """Record position ``t``'s value for a head whose keys are a function of the position.
 
-    Values are kept as float32 (half the memory of the caches' dominant part: compiled values
-    are bytes, flags and positions); a pair float32 cannot hold exactly (a NaN included) goes
-    to the wide table instead, marked by NaN, so every value reads back bit for bit."""
+    The store is packed per position: a bit mask (two bits per position head, one per value)
+    says which values are non-zero, and only those are kept, as float32, in insertion order.
+    Heads insert in row order, so a value's index is the position's offset plus the set bits
+    below its own.  Most heads hold 0 at most positions (a flag, a byte read only at an
+    anchor), so a position costs ~150 bytes instead of 8 per head.  A pair float32 cannot hold
+    exactly (a NaN included) goes to the wide table instead, marked by NaN in both entries, so
+    every value reads back bit for bit."""
     if t > pmax:
         return ERR_KEY_RANGE
     code = _count_insert(head_i, head_f, g, kx, ky, v0, v1, t)
@@ -733,18 +778,17 @@ def position_insert(pvals, exc_keys, exc_vals, exc_meta, slot, head_i, head_f, p
         it = int(t)
         f0 = np.float32(v0)
         f1 = np.float32(v1)
-        if f0 == v0 and f1 == v1:
-            pvals[it, slot, 0] = f0
-            pvals[it, slot, 1] = f1
-        else:
-            pvals[it, slot, 0] = np.float32(np.nan)
-            pvals[it, slot, 1] = np.float32(np.nan)
+        if not (f0 == v0 and f1 == v1):
+            f0 = np.float32(np.nan)
+            f1 = np.float32(np.nan)
             exc_put(exc_keys, exc_vals, exc_meta, (np.int64(slot) << 40) + it, v0, v1)
+        _store_put(pmask, pstore, pmeta, it, 2 * slot, f0)
+        _store_put(pmask, pstore, pmeta, it, 2 * slot + 1, f1)
     return code
 
 
 @njit(cache=True, _nrt=False, inline='always')
-def position_query(pvals, exc_keys, exc_vals, slot, head_i, head_f, kcoef, g, qx, qy, i):
+def position_query(pmask, poff, pstore, exc_keys, exc_vals, slot, head_i, head_f, kcoef, g, qx, qy, i):
     """Hard-max over positions ``0..i`` of a head whose keys are a known quadratic curve of
     the position: O(1) expected, no hull.
 
@@ -790,7 +834,7 @@ def position_query(pvals, exc_keys, exc_vals, slot, head_i, head_f, kcoef, g, qx
                     and abs(qx) * abs(kcoef[g, 0, 1]) + abs(qy) * abs(kcoef[g, 1, 1]) < SCORE_LIMIT
                     and abs(qx) * abs(kcoef[g, 0, 2]) + abs(qy) * abs(kcoef[g, 1, 2]) < SCORE_LIMIT):
                 m = 0 if v <= 0.0 else (i if v >= float(i) else int(v))
-                o0, o1 = _pval(pvals, exc_keys, exc_vals, slot, m)
+                o0, o1 = _pval(pmask, poff, pstore, exc_keys, exc_vals, slot, m)
                 return o0, o1, OK
         else:
             v = float(i) if sa > 0 else 0.0
@@ -813,10 +857,10 @@ def position_query(pvals, exc_keys, exc_vals, slot, head_i, head_f, kcoef, g, qx
             m = lo
         if m < i and _position_score(kcoef, g, qx, qy, m + 1) == _position_score(kcoef, g, qx, qy, m):
             m2 = m + 1
-    a0, a1 = _pval(pvals, exc_keys, exc_vals, slot, m)
+    a0, a1 = _pval(pmask, poff, pstore, exc_keys, exc_vals, slot, m)
     if m2 == -1:
         return a0, a1, OK
-    b0, b1 = _pval(pvals, exc_keys, exc_vals, slot, m2)
+    b0, b1 = _pval(pmask, poff, pstore, exc_keys, exc_vals, slot, m2)
     if tie == LATEST_TIE:
         return b0, b1, OK
     return (a0 + b0) / 2.0, (a1 + b1) / 2.0, OK
@@ -1155,7 +1199,8 @@ def decode_loop(prompt, out, cursor, max_new, stop_id, start,
                 embed, ptr, idx, val, bases, layer_heads, head_tie, head_mode, head_slot,
                 head_kcoef, head_pmax, fold_ptr, fold_idx, ucols, ublock, uh, ffn, stamp,
                 x, delta, head_out, logits, stages, record, use_hull,
-                nodes, points, point_info, head_i, head_f, meta, pvals, exc_keys, exc_vals,
+                nodes, points, point_info, head_i, head_f, meta, pmask, poff, pstore, pmeta,
+                exc_keys, exc_vals,
                 exc_meta, bkeys, bvals, err):
     """The greedy loop of ``generate.stream`` with the whole decoding step inside, resumable.
 
@@ -1185,7 +1230,8 @@ def decode_loop(prompt, out, cursor, max_new, stop_id, start,
             if nxt == stop_id or cursor[1] == max_new:
                 return DONE
         if use_hull:
-            if (not has_room(nodes, points, meta, n_heads) or start + fed >= pvals.shape[0]
+            if (not has_room(nodes, points, meta, n_heads) or start + fed >= pmask.shape[0]
+                    or pmeta[0] + 2 * n_heads > pstore.shape[0]
                     or not has_exc_room(exc_keys, exc_meta, n_heads)):
                 return NEED_ROOM
         elif start + fed >= bkeys.shape[2]:
@@ -1194,6 +1240,8 @@ def decode_loop(prompt, out, cursor, max_new, stop_id, start,
         pos = start + fed
         # ---- the decoding step at position `pos`
         fpos = float(pos)
+        if use_hull:
+            position_begin(pmask, poff, pmeta, pos)
         for j in range(d):
             x[j] = embed[tok, j]
         _scatter(ptr, idx, val, 0, fpos, x)
@@ -1213,11 +1261,13 @@ def decode_loop(prompt, out, cursor, max_new, stop_id, start,
                 if use_hull:
                     if head_mode[g] == HEAD_POSITION:
                         slot = head_slot[g]
-                        code = position_insert(pvals, exc_keys, exc_vals, exc_meta, slot,
+                        code = position_insert(pmask, poff, pstore, pmeta, exc_keys, exc_vals,
+                                               exc_meta, slot,
                                                head_i, head_f, head_pmax[g], g,
                                                k0, k1, v0, v1, fpos)
                         if code == OK:
-                            o0, o1, code = position_query(pvals, exc_keys, exc_vals, slot,
+                            o0, o1, code = position_query(pmask, poff, pstore, exc_keys,
+                                                          exc_vals, slot,
                                                           head_i, head_f,
                                                           head_kcoef, g, q0, q1, pos)
                     else:

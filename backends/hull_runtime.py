@@ -10,7 +10,9 @@ scans every earlier position, O(t), as the speed baseline and a second check.
 Heads whose keys are a fixed function of the position (``lookup(indices, ...)``, previous
 token) keep no hull: their answer has a closed form (``position_query``), and they store one
 value pair per position, as float32 when that is exact (it is for the WASM machine's bytes,
-flags and positions; other pairs go to a side table), so 8 bytes per head and position.
+flags and positions; other pairs go to a side table), and only the non-zero values: a position
+costs its mask (two bits per position head, in 64-bit words) and an 8-byte offset, plus 4 bytes
+per non-zero value.
 FFN units are evaluated by groups (:mod:`rasp2d.backends.hull_ffn_plan`).
 
 Decoding runs in one numba function (:func:`~rasp2d.backends.hull_kernels.decode_loop`)
@@ -74,13 +76,17 @@ class HullDecoder:
         width = 0 if self._use_hull else 64
         self._bkeys = np.zeros((max(G, 1), 2, width))  # component-major: see brute_query
         self._bvals = np.zeros((max(G, 1), 2, width))
-        # position heads keep one value per position (their keys are known functions of it)
-        # (float32: see hull_kernels.position_insert; pairs float32 cannot hold go to the
-        # open-addressing table exc_keys/exc_vals, keyed slot << 40 | position, -1 = empty)
-        # position-major ([position, head row, 2]): a token's inserts share cache lines, and
-        # growing appends at the end, which realloc does without copying (see _make_room)
-        self._pvals = np.zeros((64 if self._use_hull else 0, p.n_position_heads, 2),
-                               dtype=np.float32)
+        # position heads keep their values per position (their keys are known functions of
+        # it), packed: per position a mask of the non-zero values (two bits per position head)
+        # and its offset into one float32 store of those values, in head order (see
+        # hull_kernels.position_insert; pairs float32 cannot hold go to the open-addressing
+        # table exc_keys/exc_vals, keyed slot << 40 | position, -1 = empty).  Growing appends
+        # at the end, which realloc does without copying (see _make_room).
+        words = max(1, (2 * p.n_position_heads + 63) // 64)
+        self._pmask = np.zeros((64 if self._use_hull else 0, words), dtype=np.uint64)
+        self._poff = np.zeros(64 if self._use_hull else 0, dtype=np.int64)
+        self._pstore = np.zeros(4096 if self._use_hull else 0, dtype=np.float32)
+        self._pmeta = np.zeros(1, dtype=np.int64)  # values in the store
         self._exc_keys = np.full(_table_size(4 * G), -1, dtype=np.int64)
         self._exc_vals = np.zeros((self._exc_keys.shape[0], 2))
         self._exc_meta = np.zeros(1, dtype=np.int64)  # entries in the table
@@ -105,12 +111,16 @@ class HullDecoder:
         need = self.position + positions
         if self._use_hull:
             self.pool.reserve()
-            cap = self._pvals.shape[0]
+            cap = self._pmask.shape[0]
             if need > cap:
                 # in place: large blocks grow by mremap, no copy of the (gigabytes of) old
-                # rows; the kernel holds no view of the array between calls
-                self._pvals.resize((max(need, 2 * cap),) + self._pvals.shape[1:],
-                                   refcheck=False)
+                # rows; the kernel holds no view of the arrays between calls
+                self._pmask.resize((max(need, 2 * cap), self._pmask.shape[1]), refcheck=False)
+                self._poff.resize(max(need, 2 * cap), refcheck=False)
+            used, vcap = int(self._pmeta[0]), self._pstore.shape[0]
+            if used + 2 * self.program.n_used_heads > vcap:
+                self._pstore.resize(max(used + 2 * self.program.n_used_heads, 2 * vcap),
+                                    refcheck=False)
             want = _table_size(2 * (int(self._exc_meta[0]) + self.program.n_used_heads))
             if want > self._exc_keys.shape[0]:
                 old_keys, old_vals = self._exc_keys, self._exc_vals
@@ -133,7 +143,8 @@ class HullDecoder:
                 p.head_slot, p.head_kcoef, p.head_pmax, p.fold_ptr, p.fold_idx, p.ucols,
                 p.ublock, self._uhull, self._ffn, self._stamp, self.x, self._delta, self._head_out, self._logits,
                 self.stages, self.record, self._use_hull, pool.nodes, pool.points,
-                pool.point_info, pool.head_i, pool.head_f, pool.meta, self._pvals, self._exc_keys,
+                pool.point_info, pool.head_i, pool.head_f, pool.meta, self._pmask, self._poff,
+                self._pstore, self._pmeta, self._exc_keys,
                 self._exc_vals, self._exc_meta, self._bkeys,
                 self._bvals, self._err)
 
@@ -201,7 +212,7 @@ class HullDecoder:
     def cache_bytes(self) -> int:
         """Bytes the caches use for the positions fed so far (live rows only)."""
         if self._use_hull:
-            return (self.pool.live_bytes() + self._pvals.shape[1] * self.position * 2 * 4
-                    + int(self._exc_meta[0]) * 3 * 8)
+            return (self.pool.live_bytes() + self.position * (self._pmask.shape[1] + 1) * 8
+                    + int(self._pmeta[0]) * 4 + int(self._exc_meta[0]) * 3 * 8)
         return self.program.n_used_heads * self.position * 4 * 8
 

@@ -23,21 +23,21 @@ from rasp2d.backends.sparse_program import sparse_program
 ONE, POS, POS2, TOK, TOK2 = 0, 1, 2, 3, 4
 N_HEADS = 4
 FIRST_OUT = 5
-D = 2 * (FIRST_OUT // 2 + N_HEADS + 1)  # room for two outputs per head
 V = 7
 
 small = st.integers(-3, 3)
 
 
-def build_model(pick) -> CompiledModel:
+def build_model(pick, n_heads: int = N_HEADS) -> CompiledModel:
     """One layer of N_HEADS heads keyed by position, queried by token (weights from ``pick()``,
     small integers); a second layer with a head keyed by a dimension layer 0 writes, which the
     planner must leave to the hull."""
-    L, H = 2, D // 2
+    d = 2 * (FIRST_OUT // 2 + n_heads + 1)  # room for two outputs per head
+    L, H = 2, d // 2
     w = {name: np.zeros(shape) for name, shape in (
-        ("embed", (V, D)), ("pos_embed", (2, D)), ("W_q", (L, H, 2, D)), ("W_k", (L, H, 2, D)),
-        ("W_v", (L, H, 2, D)), ("W_o", (L, D, H, 2)), ("W_gate", (L, 2, D)),
-        ("W_val", (L, 2, D)), ("W_out", (L, D, 2)), ("unembed", (V, D)))}
+        ("embed", (V, d)), ("pos_embed", (2, d)), ("W_q", (L, H, 2, d)), ("W_k", (L, H, 2, d)),
+        ("W_v", (L, H, 2, d)), ("W_o", (L, d, H, 2)), ("W_gate", (L, 2, d)),
+        ("W_val", (L, 2, d)), ("W_out", (L, d, 2)), ("unembed", (V, d)))}
     toks = np.arange(V)
     w["embed"][:, ONE] = 1
     w["embed"][:, TOK] = toks - 3
@@ -45,7 +45,7 @@ def build_model(pick) -> CompiledModel:
     w["pos_embed"][0, POS] = 1
     w["pos_embed"][1, POS2] = 1
     tie = np.zeros((L, H), dtype=np.int8)
-    for h in range(N_HEADS):
+    for h in range(n_heads):
         for c in range(2):
             w["W_k"][0, h, c, [ONE, POS, POS2]] = [pick() for _ in range(3)]
             w["W_q"][0, h, c, [ONE, TOK, TOK2]] = [pick() for _ in range(3)]
@@ -61,8 +61,8 @@ def build_model(pick) -> CompiledModel:
     w["W_k"][1, 0, 1, ONE] = 1
     w["W_q"][1, 0, 0, ONE] = 1
     w["W_v"][1, 0, 0, POS] = 1
-    w["W_o"][1, D - 1, 0, 0] = 1
-    w["unembed"][:, [TOK, FIRST_OUT, FIRST_OUT + 3, D - 1]] = [[pick() for _ in range(4)]
+    w["W_o"][1, d - 1, 0, 0] = 1
+    w["unembed"][:, [TOK, FIRST_OUT, FIRST_OUT + 3, d - 1]] = [[pick() for _ in range(4)]
                                                                for _ in range(V)]
     model = CompiledModel(vocab=tuple(f"t{i}" for i in range(V)), tie=tie, **w)
     model.validate()
@@ -156,3 +156,25 @@ def test_values_float32_cannot_hold_come_back_exactly(seed, scale):
     for t in ids:
         dec.feed(t)
     assert dec._exc_meta[0] > 64  # the table grew and was rehashed
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), n_heads=st.sampled_from([31, 32, 33, 40, 70]))
+def test_packed_store_spans_several_mask_words(seed, n_heads):
+    """The packed store keeps only non-zero values, found by counting set mask bits, two per
+    head: with 31 to 70 position heads a position's mask spans one to three 64-bit words and
+    values sit behind others of the same position; many values are 0 (a weight drawn as 0, a
+    token feature that is 0).  Every answer equals the dense forward's, and the store holds
+    exactly the non-zero values."""
+    rng = np.random.default_rng(seed)
+    model = build_model(lambda: int(rng.integers(-2, 3)), n_heads)
+    ids = [int(t) for t in rng.integers(0, V, size=60)]
+    assert_agrees(model, ids)
+    dec = HullDecoder(model)
+    dec.generate(ids, 1)
+    prog = dec.program
+    assert dec._pmask.shape[1] == (2 * prog.n_position_heads + 63) // 64
+    stored = int(dec._pmeta[0])
+    bits = sum(bin(int(w)).count("1") for w in dec._pmask[:dec.position].ravel())
+    assert stored == bits > 0
+    assert np.all(dec._pstore[:stored] != 0)
