@@ -1254,8 +1254,14 @@ def decode_loop(prompt, out, cursor, max_new, stop_id, start,
                 r = hb + HEAD_ROWS * g
                 q0 = _dot(ptr, idx, val, r, x)
                 q1 = _dot(ptr, idx, val, r + 1, x)
-                k0 = _dot(ptr, idx, val, r + 2, x)
-                k1 = _dot(ptr, idx, val, r + 3, x)
+                if use_hull and head_mode[g] == HEAD_POSITION:
+                    # the key is a known curve of the position: no dot (the same exact
+                    # integers, in range while pos <= head_pmax, which position_insert checks)
+                    k0 = head_kcoef[g, 0, 0] + head_kcoef[g, 0, 1] * fpos + head_kcoef[g, 0, 2] * (fpos * fpos)
+                    k1 = head_kcoef[g, 1, 0] + head_kcoef[g, 1, 1] * fpos + head_kcoef[g, 1, 2] * (fpos * fpos)
+                else:
+                    k0 = _dot(ptr, idx, val, r + 2, x)
+                    k1 = _dot(ptr, idx, val, r + 3, x)
                 v0 = _dot(ptr, idx, val, r + 4, x)
                 v1 = _dot(ptr, idx, val, r + 5, x)
                 if use_hull:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from rasp2d.backends.dense_forward import dense_forward
@@ -160,6 +160,7 @@ def test_values_float32_cannot_hold_come_back_exactly(seed, scale):
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**32 - 1), n_heads=st.sampled_from([31, 32, 33, 40, 70]))
+@example(seed=1, n_heads=31)  # (averaged answers made the logits' summation order matter)
 def test_packed_store_spans_several_mask_words(seed, n_heads):
     """The packed store keeps only non-zero values, found by counting set mask bits, two per
     head: with 31 to 70 position heads a position's mask spans one to three 64-bit words and
@@ -168,6 +169,7 @@ def test_packed_store_spans_several_mask_words(seed, n_heads):
     exactly the non-zero values."""
     rng = np.random.default_rng(seed)
     model = build_model(lambda: int(rng.integers(-2, 3)), n_heads)
+    model.tie[0] = LATEST  # integer answers only: the logits then compare bit for bit too
     ids = [int(t) for t in rng.integers(0, V, size=60)]
     assert_agrees(model, ids)
     dec = HullDecoder(model)
