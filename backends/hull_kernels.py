@@ -110,6 +110,11 @@ HEAD_HULL, HEAD_POSITION = 0, 1
 GROUP_TABLE, GROUP_SELECT, GROUP_FAMILY, GROUP_LINEAR, GROUP_CHANNEL = 0, 1, 2, 3, 4
 # decode_loop status codes
 DONE, NEED_ROOM, FAILED = 0, 1, 2
+# An array index known to be >= 0 is cast to this: numba adds a negative-index wraparound (a
+# sign test and an add, with the array's length reloaded from the stack in this big function)
+# to every signed index, and in the FFN's short loops that was about a fifth of the step
+# (sudoku.c 1.25x from the FFN's indices, measured side by side in one process).
+_U = np.uint64
 
 _SPLITTER = 134217729.0  # 2^27 + 1, Veltkamp splitting constant
 
@@ -888,7 +893,7 @@ def _count_le(arr, lo, hi, s):
     b = hi
     while a < b:
         mid = (a + b) >> 1
-        if arr[mid] <= s:
+        if arr[_U(mid)] <= s:
             a = mid + 1
         else:
             b = mid
@@ -913,21 +918,21 @@ def _channels(g, s, x, delta, ptr, idx, val, ub, ffn):
     ent_unit, iv_p, iv_q, ch_vptr, ch_vdim = ffn[45], ffn[46], ffn[47], ffn[48], ffn[49]
     m = 0.0
     ints = True
-    for e in range(ch_vptr[g], ch_vptr[g + 1]):  # branch-free: most dims pass
-        xj = x[ch_vdim[e]]
+    for e in range(_U(ch_vptr[g]), _U(ch_vptr[g + _U(1)])):  # branch-free: most dims pass
+        xj = x[_U(ch_vdim[e])]
         m = max(m, abs(xj))
         ints = ints & (xj == math.floor(xj))  # (False for NaN and infinities too)
-    iv = bp_ptr[g] + g + _count_le(bp, bp_ptr[g], bp_ptr[g + 1], s)
+    iv = _U(bp_ptr[g] + np.int64(g) + _count_le(bp, bp_ptr[g], bp_ptr[g + _U(1)], s))
     if not (ints and (iv_p[iv] * abs(s) + iv_q[iv]) * m < EXACT_HALF):
         return False
     last = -1
     vx = 0.0
-    for e in range(iv_ptr[iv], iv_ptr[iv + 1]):
+    for e in range(_U(iv_ptr[iv]), _U(iv_ptr[iv + _U(1)])):
         u = ent_unit[e]
         if u != last:  # entries of one channel are adjacent: one value dot per channel
             vx = _dot(ptr, idx, val, ub + UNIT_ROWS * u + 1, x)
             last = u
-        delta[ent_dim[e]] += (s * ent_a[e] + ent_b[e]) * vx
+        delta[_U(ent_dim[e])] += (s * ent_a[e] + ent_b[e]) * vx
     return True
 
 
@@ -940,8 +945,8 @@ def _group(g, x, delta, ptr, idx, val, ub, ffn):
     s = 0.0
     tot = 0.0
     exact = True
-    for e in range(in_ptr[g], in_ptr[g + 1]):
-        xj = x[in_dim[e]]
+    for e in range(_U(in_ptr[g]), _U(in_ptr[g + _U(1)])):
+        xj = x[_U(in_dim[e])]
         if xj != math.floor(xj):
             exact = False
             break
@@ -952,20 +957,20 @@ def _group(g, x, delta, ptr, idx, val, ub, ffn):
         for u in range(gunits[g, 0], gunits[g, 1]):
             _unit(ptr, idx, val, ub, u, x, delta)
         z_ptr, z_dim, z_b = ffn[25:28]
-        for e in range(z_ptr[g], z_ptr[g + 1]):  # its share of the layer's constant
+        for e in range(z_ptr[g], z_ptr[g + _U(1)]):  # its share of the layer's constant
             delta[z_dim[e]] -= z_b[e]
     elif kind[g] == GROUP_TABLE:
-        iv = bp_ptr[g] + g + _count_le(bp, bp_ptr[g], bp_ptr[g + 1], s)
-        for e in range(iv_ptr[iv], iv_ptr[iv + 1]):
-            delta[ent_dim[e]] += s * ent_a[e] + ent_b[e]
+        iv = _U(bp_ptr[g] + np.int64(g) + _count_le(bp, bp_ptr[g], bp_ptr[g + _U(1)], s))
+        for e in range(_U(iv_ptr[iv]), _U(iv_ptr[iv + _U(1)])):
+            delta[_U(ent_dim[e])] += s * ent_a[e] + ent_b[e]
     elif not (kind[g] == GROUP_CHANNEL and _channels(g, s, x, delta, ptr, idx, val, ub, ffn)):
-        n = _count_le(rise_t, rise_ptr[g], rise_ptr[g + 1], s)
-        for e in range(rise_ptr[g], rise_ptr[g] + n):
+        n = _count_le(rise_t, rise_ptr[g], rise_ptr[g + _U(1)], s)
+        for e in range(_U(rise_ptr[g]), _U(rise_ptr[g] + n)):
             r = ub + UNIT_ROWS * rise_unit[e]
             gate = rise_a[e] * s + rise_c[e]
             _scatter(ptr, idx, val, r + 2, gate * _dot(ptr, idx, val, r + 1, x), delta)
-        n = _count_le(fall_t, fall_ptr[g], fall_ptr[g + 1], s)
-        for e in range(fall_ptr[g] + n, fall_ptr[g + 1]):
+        n = _count_le(fall_t, fall_ptr[g], fall_ptr[g + _U(1)], s)
+        for e in range(_U(fall_ptr[g] + n), _U(fall_ptr[g + _U(1)])):
             r = ub + UNIT_ROWS * fall_unit[e]
             gate = fall_a[e] * s + fall_c[e]
             _scatter(ptr, idx, val, r + 2, gate * _dot(ptr, idx, val, r + 1, x), delta)
@@ -976,7 +981,7 @@ def _linear(g, x, delta, ptr, idx, val, ub, ffn):
     """LINEAR group ``g``: units of a constant gate ``c``, each ``out * (c * value . x)``,
     exactly what :func:`_unit` computes (its gate dot is ``c``)."""
     rise_ptr, rise_unit, rise_c = ffn[15], ffn[17], ffn[19]
-    for e in range(rise_ptr[g], rise_ptr[g + 1]):
+    for e in range(_U(rise_ptr[g]), _U(rise_ptr[g + _U(1)])):
         r = ub + UNIT_ROWS * rise_unit[e]
         _scatter(ptr, idx, val, r + 2, rise_c[e] * _dot(ptr, idx, val, r + 1, x), delta)
 
@@ -1019,7 +1024,7 @@ def _family(g, x, delta, ffn):
     base = 0.0
     e = 0.0
     guard = 0.0
-    for q in range(in_ptr[g], in_ptr[g + 1]):
+    for q in range(in_ptr[g], in_ptr[g + _U(1)]):
         xj = x[in_dim[q]]
         if xj != math.floor(xj):
             return False
@@ -1029,7 +1034,7 @@ def _family(g, x, delta, ffn):
     if not guard <= bound[g]:
         return False
     m0 = fam_mptr[g]
-    n = fam_mptr[g + 1] - m0
+    n = fam_mptr[g + _U(1)] - m0
     rep = fam_rep[g]
     b0 = bp_ptr[rep]
     nb = bp_ptr[rep + 1] - b0
@@ -1078,34 +1083,34 @@ def ffn_layer(l, x, delta, ptr, idx, val, ub, ffn, stamp, tick):
     zl_ptr, zl_dim, zl_val = ffn[28:31]
     always_ptr, always, wake_ptr, wake_dim, wake_gptr, wake_groups = ffn[31:37]
     fam_mptr, fam_member = ffn[37], ffn[38]
-    for e in range(zl_ptr[l], zl_ptr[l + 1]):  # folded tables' output when inputs are zero
-        delta[zl_dim[e]] += zl_val[e]
+    for e in range(_U(zl_ptr[l]), _U(zl_ptr[l + 1])):  # folded tables' output when inputs are zero
+        delta[_U(zl_dim[e])] += zl_val[e]
     nq = 0
     for e in range(always_ptr[l], always_ptr[l + 1]):
         stamp[1, nq] = always[e]
         nq += 1
     mv_ptr, mv_dst, mv_k = ffn[50], ffn[51], ffn[52]
-    for e in range(wake_ptr[l], wake_ptr[l + 1]):
-        xv = x[wake_dim[e]]
+    for e in range(_U(wake_ptr[l]), _U(wake_ptr[l + 1])):
+        xv = x[_U(wake_dim[e])]
         if xv != 0.0:  # (NaN too: the guard then sends it unit by unit)
-            for m in range(mv_ptr[e], mv_ptr[e + 1]):  # copies and erasures, inline
-                delta[mv_dst[m]] += mv_k[m] * xv
-            for f in range(wake_gptr[e], wake_gptr[e + 1]):
+            for m in range(_U(mv_ptr[e]), _U(mv_ptr[e + _U(1)])):  # copies and erasures, inline
+                delta[_U(mv_dst[m])] += mv_k[m] * xv
+            for f in range(_U(wake_gptr[e]), _U(wake_gptr[e + _U(1)])):
                 g = wake_groups[f]
-                if stamp[0, g] != tick:
-                    stamp[0, g] = tick
-                    stamp[1, nq] = g
+                if stamp[0, _U(g)] != tick:
+                    stamp[0, _U(g)] = tick
+                    stamp[1, _U(nq)] = g
                     nq += 1
     i = 0
     while i < nq:
-        g = stamp[1, i]
+        g = _U(stamp[1, _U(i)])
         i += 1
         if kind[g] == GROUP_LINEAR:
             _linear(g, x, delta, ptr, idx, val, ub, ffn)
         elif kind[g] != GROUP_FAMILY:
             _group(g, x, delta, ptr, idx, val, ub, ffn)
         elif not _family(g, x, delta, ffn):
-            for f in range(fam_mptr[g], fam_mptr[g + 1]):
+            for f in range(fam_mptr[g], fam_mptr[g + _U(1)]):
                 stamp[1, nq] = fam_member[f]
                 nq += 1
     for e in range(lgeneric[l], lgeneric[l + 1]):
@@ -1120,9 +1125,9 @@ def _fold(fold_ptr, fold_idx, s, x, delta):
     sublayer writes a dimension nothing in it reads straight into ``x`` (target ``o``), the
     others into the second half (``d + o``), folded here (see
     :func:`rasp2d.backends.sparse_program._write_targets`)."""
-    d = x.shape[0]
-    for e in range(fold_ptr[s], fold_ptr[s + 1]):
-        o = fold_idx[e]
+    d = _U(x.shape[0])
+    for e in range(_U(fold_ptr[s]), _U(fold_ptr[s + 1])):
+        o = _U(fold_idx[e])
         x[o] += delta[d + o]
         delta[d + o] = 0.0
 
