@@ -79,6 +79,19 @@ def rng_model(seed: int) -> CompiledModel:
     return build_model(lambda: int(rng.integers(-3, 4)))
 
 
+def assert_same_logits(got, want, x, unembed):
+    """Bit for bit where the final residual is integral (every sum is then exact, in any
+    order).  An average tie leaves fractions there, and the runtime sums the unembedding
+    column by column while the dense forward lets BLAS pick the order, so the last bit may
+    differ (found by hypothesis: -15.200000000000003 vs -15.200000000000001); then within what
+    two summation orders can differ by."""
+    if np.array_equal(x, np.floor(x)):
+        assert np.array_equal(got, want)
+    else:
+        bound = 2 * len(x) * np.finfo(np.float64).eps * (np.abs(unembed) @ np.abs(x))
+        assert np.all(np.abs(got - want) <= bound)
+
+
 def assert_agrees(model, ids):
     trace = dense_forward(model, ids)
     for cache in ("hull", "brute"):
@@ -86,7 +99,7 @@ def assert_agrees(model, ids):
         for i, tok in enumerate(ids):
             assert dec.feed(tok) == trace.next_tokens[i], (cache, i)
             assert np.array_equal(dec.stages, trace.residuals[:, i]), (cache, i)
-            assert np.array_equal(dec.logits, trace.logits[i]), (cache, i)
+            assert_same_logits(dec.logits, trace.logits[i], dec.stages[-1], model.unembed)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
