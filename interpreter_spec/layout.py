@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from .module import Module, ValType
 from .opcodes import BY_NAME
-from .program import LOAD_OPS, NUMERIC_OPS, STORE_OPS, U32, Op, Program, flatten
+from .program import IMMEDIATE_OPS, LOAD_OPS, NUMERIC_OPS, STORE_OPS, U32, Instr, Op, Program, flatten
 from .vocab import JUMP_DELTA_MAX, JUMP_DELTA_MIN
 
 
@@ -35,6 +35,15 @@ def width_of(t: ValType) -> int:
     if t is ValType.I64:
         return 8
     raise TraceFormatError(f"value type {t.text} has no place in the integer machine")
+
+
+def instr_signature(ins: Instr) -> tuple[tuple[int, ...], int] | None:
+    """`fixed_signature` of one instruction: an operator with an immediate (`b = 1`, see
+    `program.IMMEDIATE_OPS`) takes only its first operand from the stack."""
+    sig = fixed_signature(ins.op)
+    if sig is not None and ins.b and ins.op in IMMEDIATE_OPS:
+        return sig[0][:1], sig[1]
+    return sig
 
 
 def fixed_signature(op: Op) -> tuple[tuple[int, ...], int] | None:
@@ -160,7 +169,7 @@ def _infer_stack_types(module: Module, program: Program,
             ins = code[pc]
             op = ins.op
             nxt: list[tuple[int, tuple[ValType, ...]]] = []
-            sig = fixed_signature(op)
+            sig = instr_signature(ins)
             if sig is not None:
                 widths, res = sig
                 if widths:
@@ -282,7 +291,7 @@ def build_layout(module: Module, program: Program | None = None) -> Layout:  # n
         h = len(ws)
         x = y = 0
         w = 0
-        sig = fixed_signature(op)
+        sig = instr_signature(ins)
         if sig is not None:
             widths, w = sig
             pops = len(widths)
@@ -291,8 +300,8 @@ def build_layout(module: Module, program: Program | None = None) -> Layout:  # n
                                      f"!= {widths}")
             if op in STORE_OPS:
                 w = STORE_BYTES[op]
-            if op == Op.I32_CONST:
-                x = a
+            if op == Op.I32_CONST or (op in IMMEDIATE_OPS and b):  # the (immediate) value
+                x, y = a, b
             elif op == Op.I64_CONST:
                 x, y = a, b
             elif op in LOAD_OPS or op in STORE_OPS:
@@ -383,4 +392,4 @@ def entry_function(layout: Layout, entry: int | str):
 
 
 __all__ = ["Layout", "Fields", "FrameShape", "TraceFormatError", "build_layout", "as_layout",
-           "fixed_signature", "STORE_BYTES", "entry_function", "width_of"]
+           "fixed_signature", "instr_signature", "STORE_BYTES", "entry_function", "width_of"]

@@ -166,10 +166,10 @@ class Stepper:
     # -- handlers: (instruction, pc) -> (popped, pushed, effects) ------------------------------
     def _binary(self, ins, pc):
         st = self.m.stack
-        y = st.pop()
+        y = ins.a if ins.b else st.pop()  # b = 1: an immediate (program.IMMEDIATE_OPS)
         x = st[-1]
         st[-1] = r = self._binary_fns[ins.op](x, y)
-        return (x, y), (r,), None
+        return ((x,) if ins.b else (x, y)), (r,), None
 
     def _unary(self, ins, pc):
         st = self.m.stack

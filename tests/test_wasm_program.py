@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from rasp2d.interpreter_spec.decoder import MalformedModule, decode_module
 from rasp2d.interpreter_spec.frontend import load_program, wat_to_wasm
 from rasp2d.interpreter_spec.opcodes import BY_NAME
-from rasp2d.interpreter_spec.program import Op, Program, flatten
+from rasp2d.interpreter_spec.program import IMMEDIATE_OPS, NUMERIC_OPS, Op, Program, flatten
 from wasm_programs import wat_modules
 
 EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "examples" / "wasm").glob("*.c"))
@@ -43,6 +43,8 @@ def stack_effect(program: Program, pc: int) -> tuple[int, int]:
     fixed = {Op.PUTCHAR: (1, 1), Op.GETCHAR: (0, 1), Op.IF: (1, 0), Op.BR_IF: (1, 0)}
     if op in fixed:
         return fixed[op]
+    if op in IMMEDIATE_OPS and ins.b:  # the second operand is the immediate a
+        return 1, 1
     info = BY_NAME[op.text]
     return info.pops, info.pushes
 
@@ -146,6 +148,45 @@ def test_calls_name_entry_pc_params_and_locals():
     call = next(ins for ins in p.code if ins.op == Op.CALL)
     f = p.functions[0]
     assert (call.a, call.b, call.c) == (f.entry_pc, 2, 3)
+
+
+def test_a_constant_folds_into_the_operator_after_it():
+    wat = """(module (func (param i32) (result i32)
+        (i32.shl (i32.add (local.get 0) (i32.const 5)) (i32.const 2))))"""
+    p = flat(wat)
+    assert ops_of(p, 0) == [("local.get", 0, 0, 0), ("i32.add", 5, 1, 0), ("i32.shl", 2, 1, 0),
+                            ("return", 1, 0, 0)]
+    assert p.heights == (0, 1, 1, 1)
+    check_invariants(p)
+    plain = flatten(decode_module(wat_to_wasm(wat)), fuse=False)
+    assert [o[:3] for o in ops_of(plain, 0)][:3] == [("local.get", 0, 0), ("i32.const", 5, 0),
+                                                   ("i32.add", 0, 0)]
+
+
+def test_a_label_between_constant_and_operator_keeps_them_apart():
+    # the loop's first instruction is a branch target: a jump there must find the operator
+    p = flat("""(module (func (param i32) (result i32)
+        (local.get 0) (i32.const 7)
+        (loop (param i32 i32) (result i32) (i32.sub))))""")
+    assert [o[:3] for o in ops_of(p, 0)] == [("local.get", 0, 0), ("i32.const", 7, 0),
+                                             ("i32.sub", 0, 0), ("return", 1, 0)]
+    check_invariants(p)
+
+
+def test_only_i32_operators_with_two_operands_take_an_immediate():
+    p = flat("""(module (func (param i32 i64) (result i32)
+        (drop (i64.add (local.get 1) (i64.const 3)))
+        (drop (i32.div_u (local.get 0) (i32.const 3)))
+        (i32.eqz (i32.const 0))))""")
+    assert not any(ins.b for ins in p.code if ins.op in NUMERIC_OPS)
+    assert {ins.op for ins in p.code} >= {Op.I64_CONST, Op.I32_CONST}
+
+
+def test_examples_fold_many_constants():
+    p = flatten(load_program(next(path for path in EXAMPLES if path.stem == "sudoku")))
+    fused = sum(1 for ins in p.code if ins.op in IMMEDIATE_OPS and ins.b)
+    assert fused > 100
+    check_invariants(p)
 
 
 def test_i64_constants_split_into_two_32_bit_halves():
