@@ -38,8 +38,9 @@ def width_of(t: ValType) -> int:
 
 
 def instr_signature(ins: Instr) -> tuple[tuple[int, ...], int] | None:
-    """`fixed_signature` of one instruction: an operator with an immediate (`b = 1`, see
-    `program.IMMEDIATE_OPS`) takes only its first operand from the stack."""
+    """`fixed_signature` of one instruction: an operator with a folded operand (`b = 1` an
+    immediate, `b = 2` a local; see `program.IMMEDIATE_OPS`) takes only its first from the
+    stack."""
     sig = fixed_signature(ins.op)
     if sig is not None and ins.b and ins.op in IMMEDIATE_OPS:
         return sig[0][:1], sig[1]
@@ -300,7 +301,7 @@ def build_layout(module: Module, program: Program | None = None) -> Layout:  # n
                                      f"!= {widths}")
             if op in STORE_OPS:
                 w = STORE_BYTES[op]
-            if op == Op.I32_CONST or (op in IMMEDIATE_OPS and b):  # the (immediate) value
+            if op == Op.I32_CONST or (op in IMMEDIATE_OPS and b):  # value or local index
                 x, y = a, b
             elif op == Op.I64_CONST:
                 x, y = a, b

@@ -317,7 +317,7 @@ class Machine:
                 elif op == I32_CONST:
                     push(a)
                 elif op == I32_ADD:
-                    y = a if b else pop()  # b = 1: an immediate (program.IMMEDIATE_OPS)
+                    y = pop() if not b else a if b == 1 else loc[a]  # see program.IMMEDIATE_OPS
                     st[-1] = (st[-1] + y) & 0xFFFFFFFF
                 elif op == LOCAL_TEE:
                     loc[a] = st[-1]
@@ -340,33 +340,33 @@ class Machine:
                 elif op == I64_CONST:
                     push(a)
                 elif op == I32_XOR:
-                    y = a if b else pop()
+                    y = pop() if not b else a if b == 1 else loc[a]
                     st[-1] ^= y
                 elif op == I32_AND:
-                    y = a if b else pop()
+                    y = pop() if not b else a if b == 1 else loc[a]
                     st[-1] &= y
                 elif op == IF:
                     if not pop():
                         pc = a
                 elif op == I32_SHL:
-                    y = a if b else pop()
+                    y = pop() if not b else a if b == 1 else loc[a]
                     st[-1] = (st[-1] << (y & 31)) & 0xFFFFFFFF
                 elif op == I32_EQZ:
                     st[-1] = 0 if st[-1] else 1
                 elif op == I32_NE:
-                    y = a if b else pop()
+                    y = pop() if not b else a if b == 1 else loc[a]
                     st[-1] = 1 if st[-1] != y else 0
                 elif op == I32_EQ:
-                    y = a if b else pop()
+                    y = pop() if not b else a if b == 1 else loc[a]
                     st[-1] = 1 if st[-1] == y else 0
                 elif op == I32_LT_S:
-                    y = a if b else pop()
+                    y = pop() if not b else a if b == 1 else loc[a]
                     st[-1] = 1 if (st[-1] ^ 0x80000000) < (y ^ 0x80000000) else 0
                 elif op == I32_LT_U:
-                    y = a if b else pop()
+                    y = pop() if not b else a if b == 1 else loc[a]
                     st[-1] = 1 if st[-1] < y else 0
                 elif op == I32_SUB:
-                    y = a if b else pop()
+                    y = pop() if not b else a if b == 1 else loc[a]
                     st[-1] = (st[-1] - y) & 0xFFFFFFFF
                 elif op == I32_LOAD8_U:
                     st[-1] = u8(mem, st[-1] + a)[0]
@@ -452,7 +452,7 @@ class Machine:
                     if n > limit:
                         raise StepLimitExceeded
                 elif binary[op] is not None:
-                    y = a if b else pop()
+                    y = pop() if not b else a if b == 1 else loc[a]
                     st[-1] = binary[op](st[-1], y)
                 elif unary[op] is not None:
                     st[-1] = unary[op](st[-1])

@@ -166,7 +166,8 @@ class Stepper:
     # -- handlers: (instruction, pc) -> (popped, pushed, effects) ------------------------------
     def _binary(self, ins, pc):
         st = self.m.stack
-        y = ins.a if ins.b else st.pop()  # b = 1: an immediate (program.IMMEDIATE_OPS)
+        # b = 1: an immediate, b = 2: a local (program.IMMEDIATE_OPS)
+        y = st.pop() if not ins.b else ins.a if ins.b == 1 else self.m.locals[ins.a]
         x = st[-1]
         st[-1] = r = self._binary_fns[ins.op](x, y)
         return ((x,) if ins.b else (x, y)), (r,), None

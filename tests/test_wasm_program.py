@@ -163,6 +163,15 @@ def test_a_constant_folds_into_the_operator_after_it():
                                                    ("i32.add", 0, 0)]
 
 
+def test_a_local_folds_into_the_operator_after_it():
+    p = flat("""(module (func (param i32 i32 i64) (result i32)
+        (drop (i64.add (local.get 2) (local.get 2)))
+        (i32.sub (local.get 0) (local.get 1))))""")
+    assert ops_of(p, 0)[-3:] == [("local.get", 0, 0, 0), ("i32.sub", 1, 2, 0), ("return", 1, 0, 0)]
+    assert [o[0] for o in ops_of(p, 0)[:4]] == ["local.get", "local.get", "i64.add", "drop"]
+    check_invariants(p)
+
+
 def test_a_label_between_constant_and_operator_keeps_them_apart():
     # the loop's first instruction is a branch target: a jump there must find the operator
     p = flat("""(module (func (param i32) (result i32)

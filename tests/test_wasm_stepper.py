@@ -36,12 +36,12 @@ PROGRAM = r"""(module
     (global.get $g)))"""
 
 
-def machine(wat: str, **kw) -> Machine:
-    return Machine(flatten(decode_module(wat_to_wasm(wat))), **kw)
+def machine(wat: str, fuse: bool = True, **kw) -> Machine:
+    return Machine(flatten(decode_module(wat_to_wasm(wat)), fuse=fuse), **kw)
 
 
 def test_every_step_is_recorded_exactly():
-    m = machine(PROGRAM, input=b"\x0c")
+    m = machine(PROGRAM, fuse=False, input=b"\x0c")
     records = list(trace(m, "main"))
     R = StepRecord
     expected = [
@@ -74,6 +74,16 @@ def test_every_step_is_recorded_exactly():
     ]
     assert records == expected
     assert m.results == (144,) and bytes(m.output) == b"A" and m.steps == 25
+
+
+def test_an_operand_folded_into_the_operator_is_not_popped():
+    m = machine("""(module (func (export "main") (param i32) (result i32) (local i32)
+        (local.set 1 (i32.const 5))
+        (i32.mul (i32.add (local.get 0) (i32.const 3)) (local.get 1))))""")
+    records = list(trace(m, "main", (4,)))
+    folded = [(r.op, r.popped, r.pushed) for r in records if r.op in (Op.I32_ADD, Op.I32_MUL)]
+    assert folded == [(Op.I32_ADD, (4,), (7,)), (Op.I32_MUL, (7,), (35,))]
+    assert m.results == (35,)
 
 
 def test_records_are_frozen_and_hashable():

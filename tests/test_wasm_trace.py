@@ -112,12 +112,12 @@ WORKED_EXAMPLE = """
 """
 
 WORKED_TRACE = """
-B01 B00 B00 B00  M B00 B00 B00 B00  M  M B2a B00 B00 B00  M O2a B2a B00 B00 B00  M
-M B01 B00 B00 B00  M B00 B00 B00 B00  M B00 B00 B00 B00  M
-J JH7f JLf6 B00 B00 B00 B00  M B01 B00 B00 B00  M
+B01 B00 B00 B00  M B00 B00 B00 B00  M M B2a B00 B00 B00  M O2a B2a B00 B00 B00
+M M B01 B00 B00 B00  M B00 B00 B00 B00  M B00 B00 B00 B00 M
+J JH7f JLf6 B00 B00 B00 B00  M B01 B00 B00 B00 M
 J JH80 JL07 B15 B00 B00 B00  M FH00 FL02 Z
-J JH7f JLee B15 B00 B00 B00  M B15 B00 B00 B00  M B2a B00 B00 B00  M B2a B00 B00 B00
-M B2a B00 B00 B00  M B2a B00 B00 B00 FH00 FL00
+J JH7f JLef B15 B00 B00 B00  M B2a B00 B00 B00  M B2a B00 B00 B00  M B2a B00 B00 B00
+M B2a B00 B00 B00 FH00 FL00
 J JH80 JL0c B2a B00 B00 B00 HALT
 """.split()
 
@@ -128,7 +128,7 @@ def test_worked_example_tokens():
     assert list(run.trace) == WORKED_TRACE
     tail = " ".join(run.prompt[run.prompt.index("GLOB"):])
     assert tail == ("GLOB ARGS B01 B00 B00 B00 B00 B00 B00 B00 DATA B00 B00 B00 B00 TABLE INPUT "
-                    "RUN FH00 FL00 J JH80 JL09")
+                    "RUN FH00 FL00 J JH80 JL08")
     # the call: S = FO + h - np = 2 + 1 - 1, X = delta to pc 3, Y = np + 256 nl
     call_pc = next(pc for pc, ins in enumerate(layout.program.code) if ins.op.text == "call")
     f = layout.fields[call_pc]
