@@ -3,6 +3,7 @@ heights, branch targets, immediate ranges) on random modules and the example C p
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -189,6 +190,13 @@ def test_only_i32_operators_with_two_operands_take_an_immediate():
         (i32.eqz (i32.const 0))))""")
     assert not any(ins.b for ins in p.code if ins.op in NUMERIC_OPS)
     assert {ins.op for ins in p.code} >= {Op.I64_CONST, Op.I32_CONST}
+
+
+def test_the_machine_folds_the_same_operators_as_the_flattener():
+    # wasm.rasp2d cannot import IMMEDIATE_OPS: its op_fold table must list the same opcodes
+    source = (Path(__file__).resolve().parent.parent / "interpreter_spec" / "wasm.rasp2d").read_text()
+    table = re.search(r"let op_fold = table\(op, \{(.*?)\}", source, re.S).group(1)
+    assert set(re.findall(r'"OP_([a-z0-9_.]+)"', table)) == {op.text for op in IMMEDIATE_OPS}
 
 
 def test_examples_fold_many_constants():
