@@ -301,10 +301,8 @@ def build_layout(module: Module, program: Program | None = None) -> Layout:  # n
                                      f"!= {widths}")
             if op in STORE_OPS:
                 w = STORE_BYTES[op]
-            if op == Op.I32_CONST or (op in IMMEDIATE_OPS and b):  # value or local index
-                x, y = a, b
-            elif op == Op.I64_CONST:
-                x, y = a, b
+            if op in (Op.I32_CONST, Op.I64_CONST) or (op in IMMEDIATE_OPS and b):
+                x, y = a, b  # the value (an i64's two words), or a folded operand and its kind
             elif op in LOAD_OPS or op in STORE_OPS:
                 x = a
         elif op in (Op.LOCAL_GET, Op.LOCAL_SET, Op.LOCAL_TEE):

@@ -244,8 +244,9 @@ class _Builder:
         ctrls = [_Ctrl("func", 0, 0, n_results)]
         reachable = True
         imported_funcs = module.imports_of(ExternKind.FUNC)
-        after_const = False  # the previous instruction was an emitted i32.const
-        after_local = False  # ... or a local.get of an i32 local
+        # what the previous instruction leaves to fold into an operator of IMMEDIATE_OPS: its
+        # flat b (1: it was an i32.const, 2: a local.get of an i32 local), or 0
+        pending = 0
 
         def branch(op: Op, depth: int, pops: int) -> None:
             t = ctrls[-1 - depth]
@@ -267,8 +268,7 @@ class _Builder:
             self.offset = ins.offset
             name = ins.name
             top = ctrls[-1]
-            fusable, after_const = after_const, False
-            fusable_local, after_local = after_local, False
+            fold, pending = pending, 0
             if not reachable:
                 if name in ("block", "loop", "if"):
                     ctrls.append(_Ctrl(name, 0, 0, 0, dead=True))
@@ -361,11 +361,12 @@ class _Builder:
             elif name in ("local.get", "local.set", "local.tee", "global.get", "global.set"):
                 info = OPS[ins.opcode]
                 self.emit(_op(name), ins.imm[0], pops=info.pops, pushes=info.pushes, floor=floor)
-                after_local = (self.fuse and name == "local.get" and ins.imm[0] < len(local_types)
-                               and local_types[ins.imm[0]] == ValType.I32)
+                if (self.fuse and name == "local.get" and ins.imm[0] < len(local_types)
+                        and local_types[ins.imm[0]] == ValType.I32):
+                    pending = 2
             elif name == "i32.const":
                 self.emit(Op.I32_CONST, ins.imm[0], pushes=1)
-                after_const = self.fuse
+                pending = 1 if self.fuse else 0
             elif name == "i64.const":
                 v = ins.imm[0]
                 self.emit(Op.I64_CONST, v & U32, v >> 32, pushes=1)
@@ -375,10 +376,10 @@ class _Builder:
                     raise UnsupportedFeature(f"no flat form for {name}", ins.offset)
                 a = ins.imm[1] if info.imm is Imm.MEMARG else 0  # memarg: keep the offset
                 op = _op(name)
-                if (fusable or fusable_local) and op in IMMEDIATE_OPS:  # the one just before
+                if fold and op in IMMEDIATE_OPS:  # the instruction just before: its operand
                     value = self.ops[-1][1]  # the constant, or the local's index
                     self._unemit()
-                    self.emit(op, value, 1 if fusable else 2, pops=1, pushes=1, floor=floor)
+                    self.emit(op, value, fold, pops=1, pushes=1, floor=floor)
                 else:
                     self.emit(op, a, pops=info.pops, pushes=info.pushes, floor=floor)
         raise MalformedModule(f"function {index} body has no final end", self.offset)
